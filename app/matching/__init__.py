@@ -1,0 +1,1 @@
+"""Match keys: how record values are reduced to the keys duplicates are grouped on."""

@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, middlewares and handlers."""
