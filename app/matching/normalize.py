@@ -198,7 +198,7 @@ def _is_linkedin_host(hostname: str | None) -> bool:
         return False
     host = hostname.removesuffix(".")
     # Comparing whole labels, so "notlinkedin.com" is not taken for a subdomain.
-    return host.endswith(_LINKEDIN_HOST)
+    return host == _LINKEDIN_HOST or host.endswith("." + _LINKEDIN_HOST)
 
 
 def _linkedin_path_key(path: str) -> str | None:
