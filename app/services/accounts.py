@@ -6,6 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -67,14 +68,17 @@ def check_region(region: str) -> str:
 
 
 async def create_organization(
-    conn: asyncpg.Connection, name: str, phone_region: str = "US"
+    conn: asyncpg.Connection,
+    name: str,
+    phone_region: str = "US",
+    migrations_root: Path = migrations.MIGRATIONS_DIR,
 ) -> asyncpg.Record:
     """Creates the organization and its schema at the latest version, all or nothing."""
     name = name.strip()
     if not name or len(name) > 200:
         raise ValidationFailed("an organization name is 1 to 200 characters")
     region = check_region(phone_region)
-    org_migrations = migrations.load_set("org")
+    org_migrations = migrations.load_set("org", migrations_root)
     # The migration lock keeps a concurrent `migrate` from seeing a half-made schema.
     await conn.execute(sql("lock_migrations"))
     try:
