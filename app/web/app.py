@@ -14,7 +14,7 @@ from app.auth import TokenAuthenticator
 from app.db import Database, create_pool
 from app.metadata import ModelCache
 from app.settings import Settings
-from app.web import duplicates, system
+from app.web import duplicates, observability, system
 from app.web.keys import AUTHENTICATOR, DATABASE, DSN, ENDPOINTS, MODELS, SETTINGS
 from app.web.middleware import auth_middleware, errors_middleware
 from app.web.openapi import build_document
@@ -27,7 +27,7 @@ OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 def all_endpoints() -> list[Endpoint]:
     """Every endpoint of the service; the router and OpenAPI are built from this."""
-    return [*system.ENDPOINTS, *duplicates.ENDPOINTS]
+    return [*system.ENDPOINTS, *duplicates.ENDPOINTS, *observability.ENDPOINTS]
 
 
 def package_version() -> str:
@@ -59,7 +59,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, dsn: str) -> web.Application:
     """The aiohttp application, talking to the PostgreSQL at `dsn`."""
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware],
+        middlewares=[
+            observability.observe_middleware,
+            errors_middleware,
+            auth_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -73,4 +77,5 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     app[ENDPOINTS] = by_route
     app[OPENAPI] = build_document(endpoints, package_version())
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(observability.track_pool)
     return app
