@@ -68,7 +68,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def event(name: str, **fields: Any) -> None:
+def event(name: str, /, **fields: Any) -> None:
     """Logs a completed business action at info on ``dupes.events``.
 
     `name` is a short stable identifier such as ``merge.done``; `fields` carry ids and
