@@ -47,12 +47,17 @@ class World:
 
 def _containers_dsn() -> Iterator[str]:
     try:
-        import docker  # type: ignore[import-untyped]
-
+        import docker  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        pytest.skip(
+            "DUPES_TEST_CONTAINERS is set but testcontainers is not installed: "
+            "pip install -e '.[containers]'"
+        )
+    try:
         docker.from_env().ping()
     except Exception as exc:
         pytest.skip(f"DUPES_TEST_CONTAINERS is set but no Docker engine answers: {exc}")
-    from testcontainers.postgres import (  # type: ignore[import-not-found]
+    from testcontainers.postgres import (  # type: ignore[import-not-found, unused-ignore]
         PostgresContainer,
     )
 
