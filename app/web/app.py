@@ -14,7 +14,7 @@ from app.auth import TokenAuthenticator
 from app.db import Database, create_pool
 from app.metadata import ModelCache
 from app.settings import Settings
-from app.web import duplicates, observability, system
+from app.web import duplicates, imports, observability, records, schema, system
 from app.web.keys import AUTHENTICATOR, DATABASE, DSN, ENDPOINTS, MODELS, SETTINGS
 from app.web.middleware import auth_middleware, errors_middleware
 from app.web.openapi import build_document
@@ -27,7 +27,14 @@ OPENAPI = web.AppKey("openapi", dict[str, Any])
 
 def all_endpoints() -> list[Endpoint]:
     """Every endpoint of the service; the router and OpenAPI are built from this."""
-    return [*system.ENDPOINTS, *duplicates.ENDPOINTS, *observability.ENDPOINTS]
+    return [
+        *system.ENDPOINTS,
+        *duplicates.ENDPOINTS,
+        *observability.ENDPOINTS,
+        *records.ENDPOINTS,
+        *schema.ENDPOINTS,
+        *imports.ENDPOINTS,
+    ]
 
 
 def package_version() -> str:

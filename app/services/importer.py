@@ -1,0 +1,510 @@
+"""Imports: many records at once, through the same validation and keying as the API.
+
+`load_batch` is the one write path of every import: the API's `POST /import/{object}`
+calls it once, the `dupes import` command once per batch of a file. Each batch is one
+transaction that COPYs the new rows and their match keys, with the keys marked fresh,
+so nothing is left for the stale-key pass.
+
+With `skip_duplicates`, a record whose match keys meet those of a stored record or of
+an earlier record of the same import is counted as a duplicate and not written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import asyncpg
+
+from app.db import Database
+from app.errors import ValidationFailed
+from app.logs import event
+from app.metadata import ModelCache, ObjectMeta, OrgModel
+from app.repository import records as repo
+from app.services import values
+from app.services.keys import Key, mark_fresh, record_keys, rekey_stale
+from app.services.records import OrgScope, relation_problems
+
+API_IMPORT_MAX = 50
+DEFAULT_BATCH = 5000
+# csv refuses fields longer than this by default (128 KiB); a cell is still checked
+# against the field's own limit afterwards.
+_CSV_FIELD_LIMIT = 1 << 24
+_MATCH_KEY_COLUMNS = ("object_name", "field", "key", "record_id")
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """Why one input record was refused. `index` is its position in the request, or
+    its row number in a file (1 = the first record after the header)."""
+
+    index: int
+    code: str
+    message: str
+    line: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {
+            "index": self.index,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.line is not None:
+            shown["line"] = self.line
+        return shown
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    created: int = 0
+    duplicates: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    created_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+def _error(index: int, exc: ValidationFailed, line: int | None = None) -> RowError:
+    return RowError(index, exc.code, exc.message, line)
+
+
+async def load_batch(
+    conn: asyncpg.Connection,
+    scope: OrgScope,
+    model: OrgModel,
+    obj: ObjectMeta,
+    items: Sequence[tuple[int, Mapping[str, Any]]],
+    *,
+    skip_duplicates: bool,
+) -> BatchOutcome:
+    """Validates, keys and writes `(index, record)` items in one transaction.
+
+    Invalid records are reported with their index and not written; the valid ones
+    are. Records with no key at all are never duplicates.
+    """
+    outcome = BatchOutcome()
+    valid: list[tuple[int, dict[str, Any]]] = []
+    for index, data in items:
+        try:
+            valid.append((index, values.clean_record(obj, data)))
+        except ValidationFailed as exc:
+            outcome.errors.append(_error(index, exc))
+    async with conn.transaction():
+        problems = await relation_problems(
+            conn, scope, model, obj, [record for _, record in valid]
+        )
+        checked: list[tuple[int, dict[str, Any]]] = []
+        for position, (index, record) in enumerate(valid):
+            found = problems.get(position)
+            if found:
+                message = "; ".join(f"{p.field} {p.message}" for p in found)
+                outcome.errors.append(RowError(index, "VALIDATION_ERROR", message))
+            else:
+                checked.append((index, record))
+        keyed = [
+            (record, record_keys(obj, record, scope.phone_region))
+            for _, record in checked
+        ]
+        if skip_duplicates:
+            await repo.lock_imports(conn, scope.schema, obj.name)
+            keyed, outcome.duplicates = await _without_duplicates(
+                conn, scope, obj, keyed
+            )
+        await _write(conn, scope, obj, keyed, outcome)
+    outcome.errors.sort(key=lambda error: error.index)
+    return outcome
+
+
+async def _without_duplicates(
+    conn: asyncpg.Connection,
+    scope: OrgScope,
+    obj: ObjectMeta,
+    keyed: list[tuple[dict[str, Any], set[Key]]],
+) -> tuple[list[tuple[dict[str, Any], set[Key]]], int]:
+    """Drops records that share a key with a stored record or an earlier one here."""
+    wanted = sorted({key for _, keys in keyed for key in keys})
+    seen: set[tuple[str, str]] = await repo.existing_keys(
+        conn, scope.schema, obj.name, wanted
+    )
+    kept: list[tuple[dict[str, Any], set[Key]]] = []
+    duplicates = 0
+    for record, keys in keyed:
+        if seen.intersection(keys):
+            duplicates += 1
+        else:
+            kept.append((record, keys))
+        # A duplicate's keys count too: a later record matching it matches this batch.
+        seen.update(keys)
+    return kept, duplicates
+
+
+async def _write(
+    conn: asyncpg.Connection,
+    scope: OrgScope,
+    obj: ObjectMeta,
+    keyed: list[tuple[dict[str, Any], set[Key]]],
+    outcome: BatchOutcome,
+) -> None:
+    if not keyed:
+        return
+    columns = ("id", *obj.field_names, "keys_stale")
+    rows: list[tuple[Any, ...]] = []
+    key_rows: list[tuple[str, str, str, uuid.UUID]] = []
+    for record, keys in keyed:
+        rid = uuid.uuid4()
+        rows.append((rid, *(record.get(name) for name in obj.field_names), False))
+        key_rows.extend((obj.name, field, key, rid) for field, key in keys)
+        outcome.created_ids.append(rid)
+    await mark_fresh(conn)
+    await repo.copy_rows(conn, scope.schema, obj.table, columns, rows)
+    if key_rows:
+        await repo.copy_rows(
+            conn, scope.schema, "match_keys", _MATCH_KEY_COLUMNS, key_rows
+        )
+    outcome.created += len(rows)
+
+
+# --- the API import --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    object_name: str
+    created: int
+    duplicates: int
+    failed: int
+    errors: list[RowError]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "object_name": self.object_name,
+            "created": self.created,
+            "duplicates": self.duplicates,
+            "failed": self.failed,
+            "errors": [error.as_json() for error in self.errors],
+        }
+
+
+async def import_records(
+    db: Database,
+    models: ModelCache,
+    scope: OrgScope,
+    object_name: str,
+    records: Sequence[Any],
+) -> ImportResult:
+    """Creates the records that are valid and not duplicates; counts the rest."""
+    if len(records) > API_IMPORT_MAX:
+        raise ValidationFailed(f"an import takes at most {API_IMPORT_MAX} records")
+    async with db.connection() as conn:
+        model = await models.get(conn, scope.org_id)
+        obj = model.object(object_name)
+        # Keys of rows written by other means must be current before they are compared.
+        await rekey_stale(conn, scope.schema, obj, scope.phone_region)
+        items: list[tuple[int, Mapping[str, Any]]] = []
+        refused: list[RowError] = []
+        for index, data in enumerate(records):
+            if isinstance(data, dict):
+                items.append((index, data))
+            else:
+                refused.append(
+                    RowError(
+                        index, "VALIDATION_ERROR", "a record must be a JSON object"
+                    )
+                )
+        outcome = await load_batch(conn, scope, model, obj, items, skip_duplicates=True)
+    errors = sorted([*refused, *outcome.errors], key=lambda error: error.index)
+    event(
+        "import.done",
+        object=obj.name,
+        created=outcome.created,
+        duplicates=outcome.duplicates,
+        failed=len(errors),
+    )
+    return ImportResult(
+        obj.name, outcome.created, outcome.duplicates, len(errors), errors
+    )
+
+
+# --- files -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One record read from a file: its values, or why it could not be read."""
+
+    number: int
+    line: int
+    data: dict[str, Any] | None
+    problem: str | None = None
+
+
+@dataclass(slots=True)
+class FileReport:
+    object_name: str
+    rows: int = 0
+    created: int = 0
+    duplicates: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "object_name": self.object_name,
+            "rows": self.rows,
+            "created": self.created,
+            "duplicates": self.duplicates,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "ignored_columns": self.ignored_columns,
+            "errors": [
+                {"row": e.index, "line": e.line, "code": e.code, "message": e.message}
+                for e in self.errors
+            ],
+        }
+
+
+def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
+    """`--map "Site name=name"` options as {column: field}."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        column, equals, field_name = pair.rpartition("=")
+        if not equals or not column.strip() or not field_name.strip():
+            raise ValidationFailed(f"--map {pair!r}: write it as 'Column name=field'")
+        if column in mapping:
+            raise ValidationFailed(f"--map names column {column!r} twice")
+        mapping[column] = field_name.strip()
+    return mapping
+
+
+def _field_for(obj: ObjectMeta, name: str, mapping: Mapping[str, str]) -> str | None:
+    """The field a column or key feeds: mapped, or the field of the same name
+    (ignoring case and outer white space), or None."""
+    if name in mapping:
+        return mapping[name]
+    wanted = name.strip().casefold()
+    for candidate in obj.field_names:
+        if candidate.casefold() == wanted:
+            return candidate
+    return None
+
+
+def _check_mapping(obj: ObjectMeta, mapping: Mapping[str, str]) -> None:
+    for column, field_name in mapping.items():
+        if obj.field(field_name) is None:
+            raise ValidationFailed(
+                f"--map {column}={field_name}: {obj.name} has no field {field_name!r}"
+                f" (fields: {', '.join(obj.field_names)})"
+            )
+
+
+class _ByteCounter(io.RawIOBase):
+    """A file that counts the bytes read from it, for progress."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.done = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self.done += len(data)
+        return len(data)
+
+
+def _csv_rows(
+    text: IO[str], obj: ObjectMeta, mapping: Mapping[str, str], ignored: list[str]
+) -> Iterator[SourceRow]:
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
+    reader = csv.reader(text)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    missing = [column for column in mapping if column not in header]
+    if missing:
+        raise ValidationFailed(
+            f"--map names columns the file does not have: {', '.join(missing)}"
+        )
+    targets: list[tuple[int, str]] = []
+    used: dict[str, str] = {}
+    for position, column in enumerate(header):
+        name = _field_for(obj, column, mapping)
+        if name is None:
+            ignored.append(column)
+            continue
+        if name in used:
+            raise ValidationFailed(
+                f"columns {used[name]!r} and {column!r} both feed field {name!r}"
+            )
+        used[name] = column
+        targets.append((position, name))
+    fields = {name: obj.field(name) for _, name in targets}
+    number = 0
+    line = reader.line_num + 1
+    for cells in reader:
+        number += 1
+        start, line = line, reader.line_num + 1
+        if len(cells) > len(header):
+            yield SourceRow(
+                number,
+                start,
+                None,
+                f"has {len(cells)} cells but the header has {len(header)} columns",
+            )
+            continue
+        data: dict[str, Any] = {}
+        for position, name in targets:
+            meta = fields[name]
+            assert meta is not None
+            cell = cells[position] if position < len(cells) else None
+            data[name] = values.from_text(meta, cell)
+        yield SourceRow(number, start, data)
+
+
+def _jsonl_rows(
+    text: IO[str], obj: ObjectMeta, mapping: Mapping[str, str], ignored: list[str]
+) -> Iterator[SourceRow]:
+    number = 0
+    for line_number, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        number += 1
+        try:
+            parsed = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            yield SourceRow(number, line_number, None, f"is not valid JSON: {exc}")
+            continue
+        if not isinstance(parsed, dict):
+            yield SourceRow(number, line_number, None, "is not a JSON object")
+            continue
+        data: dict[str, Any] = {}
+        for key, value in parsed.items():
+            name = _field_for(obj, key, mapping)
+            if name is None:
+                if key not in ignored:
+                    ignored.append(key)
+                continue
+            data[name] = value
+        yield SourceRow(number, line_number, data)
+
+
+Progress = Callable[[int, int, int], None]
+"""Called after each batch with (rows read, bytes read, file size)."""
+
+
+async def import_file(
+    conn: asyncpg.Connection,
+    scope: OrgScope,
+    model: OrgModel,
+    obj: ObjectMeta,
+    path: Path,
+    *,
+    mapping: Mapping[str, str] | None = None,
+    skip_duplicates: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    progress: Progress | None = None,
+) -> FileReport:
+    """Loads every record of a CSV (with a header) or JSONL file, batch by batch.
+
+    Each batch is committed on its own, so a failure part-way keeps what was loaded.
+    Without `skip_duplicates` duplicates are loaded too: finding them is detection's
+    job. Rows that fail validation are reported with their row and line numbers.
+    """
+    mapping = dict(mapping or {})
+    _check_mapping(obj, mapping)
+    if not 1 <= batch_size <= 100_000:
+        raise ValidationFailed("--batch-size must be from 1 to 100000")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):
+        raise ValidationFailed("the file must end in .csv, .jsonl or .ndjson")
+    started = time.perf_counter()
+    report = FileReport(obj.name)
+    await rekey_stale(conn, scope.schema, obj, scope.phone_region)
+    size = (await asyncio.to_thread(path.stat)).st_size
+    with path.open("rb") as raw:
+        counter = _ByteCounter(raw)
+        text = io.TextIOWrapper(
+            io.BufferedReader(counter, 1 << 20), encoding="utf-8-sig", newline=""
+        )
+        reader = _csv_rows if suffix == ".csv" else _jsonl_rows
+        rows = reader(text, obj, mapping, report.ignored_columns)
+        batch: list[SourceRow] = []
+        try:
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= batch_size:
+                    await _load_rows(
+                        conn, scope, model, obj, batch, skip_duplicates, report
+                    )
+                    batch = []
+                    if progress is not None:
+                        progress(report.rows, counter.done, size)
+            await _load_rows(conn, scope, model, obj, batch, skip_duplicates, report)
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed(
+                f"the file is not UTF-8 text near byte {counter.done}; "
+                f"{report.created} records were loaded before it"
+            ) from exc
+        if progress is not None:
+            progress(report.rows, counter.done, size)
+    report.seconds = time.perf_counter() - started
+    event(
+        "import.file.done",
+        object=obj.name,
+        rows=report.rows,
+        created=report.created,
+        duplicates=report.duplicates,
+        failed=report.failed,
+        seconds=round(report.seconds, 3),
+    )
+    return report
+
+
+async def _load_rows(
+    conn: asyncpg.Connection,
+    scope: OrgScope,
+    model: OrgModel,
+    obj: ObjectMeta,
+    batch: Sequence[SourceRow],
+    skip_duplicates: bool,
+    report: FileReport,
+) -> None:
+    if not batch:
+        return
+    lines = {row.number: row.line for row in batch}
+    items: list[tuple[int, Mapping[str, Any]]] = []
+    for row in batch:
+        if row.data is None:
+            report.errors.append(
+                RowError(row.number, "VALIDATION_ERROR", f"row {row.problem}", row.line)
+            )
+        else:
+            items.append((row.number, row.data))
+    outcome = await load_batch(
+        conn, scope, model, obj, items, skip_duplicates=skip_duplicates
+    )
+    report.rows += len(batch)
+    report.created += outcome.created
+    report.duplicates += outcome.duplicates
+    report.errors.extend(
+        RowError(e.index, e.code, e.message, lines[e.index]) for e in outcome.errors
+    )
