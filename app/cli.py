@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_feature_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     """Commands of the feature modules (import, demo), each registering itself."""
-    from app import cli_import, commands  # noqa: F401  (importing registers)
+    from app import cli_import, commands, demo  # noqa: F401  (importing registers)
 
     for register in commands.REGISTRY:
         register(sub, common)
