@@ -40,6 +40,9 @@ DEFAULT_BATCH = 5000
 _CSV_FIELD_LIMIT = 1 << 24
 _MATCH_KEY_COLUMNS = ("object_name", "field", "key", "record_id")
 
+# A checked record on its way to the table: (input index, values, match keys).
+Keyed = tuple[int, dict[str, Any], set[Key]]
+
 
 @dataclass(frozen=True, slots=True)
 class RowError:
@@ -67,7 +70,8 @@ class BatchOutcome:
     created: int = 0
     duplicates: int = 0
     errors: list[RowError] = field(default_factory=list)
-    created_ids: list[uuid.UUID] = field(default_factory=list)
+    # (input index, new record id) of every record written, in input order.
+    created_ids: list[tuple[int, uuid.UUID]] = field(default_factory=list)
 
 
 def _error(index: int, exc: ValidationFailed, line: int | None = None) -> RowError:
@@ -108,8 +112,8 @@ async def load_batch(
             else:
                 checked.append((index, record))
         keyed = [
-            (record, record_keys(obj, record, scope.phone_region))
-            for _, record in checked
+            (index, record, record_keys(obj, record, scope.phone_region))
+            for index, record in checked
         ]
         if skip_duplicates:
             await repo.lock_imports(conn, scope.schema, obj.name)
@@ -125,20 +129,21 @@ async def _without_duplicates(
     conn: asyncpg.Connection,
     scope: OrgScope,
     obj: ObjectMeta,
-    keyed: list[tuple[dict[str, Any], set[Key]]],
-) -> tuple[list[tuple[dict[str, Any], set[Key]]], int]:
+    keyed: list[Keyed],
+) -> tuple[list[Keyed], int]:
     """Drops records that share a key with a stored record or an earlier one here."""
-    wanted = sorted({key for _, keys in keyed for key in keys})
+    wanted = sorted({key for _, _, keys in keyed for key in keys})
     seen: set[tuple[str, str]] = await repo.existing_keys(
         conn, scope.schema, obj.name, wanted
     )
-    kept: list[tuple[dict[str, Any], set[Key]]] = []
+    kept: list[Keyed] = []
     duplicates = 0
-    for record, keys in keyed:
+    for item in keyed:
+        keys = item[2]
         if seen.intersection(keys):
             duplicates += 1
         else:
-            kept.append((record, keys))
+            kept.append(item)
         # A duplicate's keys count too: a later record matching it matches this batch.
         seen.update(keys)
     return kept, duplicates
@@ -148,7 +153,7 @@ async def _write(
     conn: asyncpg.Connection,
     scope: OrgScope,
     obj: ObjectMeta,
-    keyed: list[tuple[dict[str, Any], set[Key]]],
+    keyed: list[Keyed],
     outcome: BatchOutcome,
 ) -> None:
     if not keyed:
@@ -156,11 +161,11 @@ async def _write(
     columns = ("id", *obj.field_names, "keys_stale")
     rows: list[tuple[Any, ...]] = []
     key_rows: list[tuple[str, str, str, uuid.UUID]] = []
-    for record, keys in keyed:
+    for index, record, keys in keyed:
         rid = uuid.uuid4()
         rows.append((rid, *(record.get(name) for name in obj.field_names), False))
         key_rows.extend((obj.name, field, key, rid) for field, key in keys)
-        outcome.created_ids.append(rid)
+        outcome.created_ids.append((index, rid))
     await mark_fresh(conn)
     await repo.copy_rows(conn, scope.schema, obj.table, columns, rows)
     if key_rows:
@@ -253,6 +258,8 @@ class FileReport:
     errors: list[RowError] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Row number -> id of the record created from it, when asked for (`keep_ids`).
+    record_ids: dict[int, uuid.UUID] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -361,8 +368,11 @@ def _csv_rows(
     number = 0
     line = reader.line_num + 1
     for cells in reader:
-        number += 1
         start, line = line, reader.line_num + 1
+        if not cells:
+            # A blank line holds no record (csv.DictReader skips it too).
+            continue
+        number += 1
         if len(cells) > len(header):
             yield SourceRow(
                 number,
@@ -407,6 +417,12 @@ def _jsonl_rows(
         yield SourceRow(number, line_number, data)
 
 
+@dataclass(frozen=True, slots=True)
+class _Options:
+    skip_duplicates: bool
+    keep_ids: bool
+
+
 Progress = Callable[[int, int, int], None]
 """Called after each batch with (rows read, bytes read, file size)."""
 
@@ -422,12 +438,14 @@ async def import_file(
     skip_duplicates: bool = False,
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
+    keep_ids: bool = False,
 ) -> FileReport:
     """Loads every record of a CSV (with a header) or JSONL file, batch by batch.
 
     Each batch is committed on its own, so a failure part-way keeps what was loaded.
     Without `skip_duplicates` duplicates are loaded too: finding them is detection's
     job. Rows that fail validation are reported with their row and line numbers.
+    With `keep_ids` the report maps each row number to the id of its new record.
     """
     mapping = dict(mapping or {})
     _check_mapping(obj, mapping)
@@ -437,6 +455,7 @@ async def import_file(
     if suffix not in (".csv", ".jsonl", ".ndjson"):
         raise ValidationFailed("the file must end in .csv, .jsonl or .ndjson")
     started = time.perf_counter()
+    options = _Options(skip_duplicates, keep_ids)
     report = FileReport(obj.name)
     await rekey_stale(conn, scope.schema, obj, scope.phone_region)
     size = (await asyncio.to_thread(path.stat)).st_size
@@ -452,13 +471,11 @@ async def import_file(
             for row in rows:
                 batch.append(row)
                 if len(batch) >= batch_size:
-                    await _load_rows(
-                        conn, scope, model, obj, batch, skip_duplicates, report
-                    )
+                    await _load_rows(conn, scope, model, obj, batch, report, options)
                     batch = []
                     if progress is not None:
                         progress(report.rows, counter.done, size)
-            await _load_rows(conn, scope, model, obj, batch, skip_duplicates, report)
+            await _load_rows(conn, scope, model, obj, batch, report, options)
         except UnicodeDecodeError as exc:
             raise ValidationFailed(
                 f"the file is not UTF-8 text near byte {counter.done}; "
@@ -466,6 +483,7 @@ async def import_file(
             ) from exc
         if progress is not None:
             progress(report.rows, counter.done, size)
+    report.errors.sort(key=lambda error: error.index)
     report.seconds = time.perf_counter() - started
     event(
         "import.file.done",
@@ -485,8 +503,8 @@ async def _load_rows(
     model: OrgModel,
     obj: ObjectMeta,
     batch: Sequence[SourceRow],
-    skip_duplicates: bool,
     report: FileReport,
+    options: _Options,
 ) -> None:
     if not batch:
         return
@@ -500,8 +518,10 @@ async def _load_rows(
         else:
             items.append((row.number, row.data))
     outcome = await load_batch(
-        conn, scope, model, obj, items, skip_duplicates=skip_duplicates
+        conn, scope, model, obj, items, skip_duplicates=options.skip_duplicates
     )
+    if options.keep_ids:
+        report.record_ids.update(outcome.created_ids)
     report.rows += len(batch)
     report.created += outcome.created
     report.duplicates += outcome.duplicates
