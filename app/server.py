@@ -108,15 +108,23 @@ async def run_worker(
     reuse_port: bool,
     on_ready: Callable[[], None] | None = None,
     factory: AppFactory = create_app,
+    parent_pid: int | None = None,
 ) -> int:
     """Serves HTTP until SIGTERM or SIGINT, then finishes in-flight requests.
 
-    Returns the process exit code: 0 after a clean stop, 1 when it could not start.
+    With `parent_pid`, it also stops when that process is gone, so that workers never
+    outlive a supervisor that was killed outright. Returns the process exit code: 0
+    after a clean stop, 1 when it could not start.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    watchdog = (
+        asyncio.create_task(_watch_parent(parent_pid, stop))
+        if parent_pid is not None
+        else None
+    )
     runner = web.AppRunner(
         factory(settings, dsn),
         handle_signals=False,
@@ -140,6 +148,8 @@ async def run_worker(
         await stop.wait()
         log.info("worker stopping")
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         # Stops accepting, lets in-flight requests finish (up to SHUTDOWN_TIMEOUT),
         # then runs the cleanup contexts, which close the pool.
         await runner.cleanup()
@@ -147,8 +157,22 @@ async def run_worker(
     return 0
 
 
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    # An orphan is re-parented, so a changed parent id means the supervisor is gone.
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent_pid:
+            break
+    log.warning("supervisor is gone; stopping")
+    stop.set()
+
+
 def worker_main(
-    settings: Settings, dsn: str, ready: Connection, factory: AppFactory = create_app
+    settings: Settings,
+    dsn: str,
+    ready: Connection,
+    parent_pid: int,
+    factory: AppFactory = create_app,
 ) -> None:
     """Entry point of one worker process."""
     configure_logging(settings.log_level)
@@ -159,6 +183,7 @@ def worker_main(
             reuse_port=True,
             on_ready=lambda: ready.send(os.getpid()),
             factory=factory,
+            parent_pid=parent_pid,
         )
     )
     sys.exit(code)
@@ -191,7 +216,13 @@ class Supervisor:
     def _start_one(self, slot: int) -> None:
         process = self._context.Process(
             target=worker_main,
-            args=(self.settings, self.dsn, self._ready_writer, self.factory),
+            args=(
+                self.settings,
+                self.dsn,
+                self._ready_writer,
+                os.getpid(),
+                self.factory,
+            ),
             name=f"dupes-worker-{slot}",
         )
         process.start()

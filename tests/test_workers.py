@@ -227,3 +227,28 @@ async def test_serve_refuses_zero_workers(db_dsn: str) -> None:
     code, _, err = await run_cli("serve", "--workers", "0", env=env)
     assert code == 2
     assert "at least 1" in err
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(
+    db_dsn: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = dupes_env(DATABASE_URL=db_dsn, DUPES_BOOTSTRAP="false")
+    process, _ = await start_serve(2, port, env, tmp_path / "serve.log")
+    workers = await answering_pids(f"http://127.0.0.1:{port}", 2)
+
+    process.kill()
+    await process.wait()
+
+    deadline = time.monotonic() + 20
+    alive = set(workers)
+    while alive and time.monotonic() < deadline:
+        for pid in list(alive):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive.discard(pid)
+        await asyncio.sleep(0.2)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "workers outlived their supervisor"
