@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -100,6 +101,7 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             skip_duplicates=args.skip_duplicates,
             batch_size=args.batch_size,
             progress=bar,
+            workers=args.workers,
         )
     finally:
         bar.close()
@@ -140,6 +142,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         type=int,
         default=importer.DEFAULT_BATCH,
         help=f"rows per transaction (default {importer.DEFAULT_BATCH})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes that validate and key rows ahead of the writer "
+        "(default: one per CPU; 1 does it all in this process)",
     )
     parser.set_defaults(func=cmd_import)
 

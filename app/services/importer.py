@@ -1,9 +1,11 @@
 """Imports: many records at once, through the same validation and keying as the API.
 
-`load_batch` is the one write path of every import: the API's `POST /import/{object}`
-calls it once, the `dupes import` command once per batch of a file. Each batch is one
-transaction that COPYs the new rows and their match keys, with the keys marked fresh,
-so nothing is left for the stale-key pass.
+Every import goes through two steps: `prepare_batch` validates records and computes
+their match keys (pure work, done in worker processes for large files), and
+`write_batch` writes one batch in one transaction, COPYing the new rows and their
+keys with the keys marked fresh, so nothing is left for the stale-key pass. The API's
+`POST /import/{object}` runs both on its records (`load_batch`); `dupes import` runs
+them on each batch of a file.
 
 With `skip_duplicates`, a record whose match keys meet those of a stored record or of
 an earlier record of the same import is counted as a duplicate and not written.
@@ -15,9 +17,13 @@ import asyncio
 import csv
 import io
 import json
+import multiprocessing
+import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -74,8 +80,80 @@ class BatchOutcome:
     created_ids: list[tuple[int, uuid.UUID]] = field(default_factory=list)
 
 
+def time_ordered_uuid() -> uuid.UUID:
+    """A version 7 UUID: milliseconds since the epoch, then random bits.
+
+    Ids of one import sort by creation, so a large load appends to the id indexes
+    of the table and of the match keys instead of writing all over them.
+    """
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10))
+    value = value & ~(0xF << 76) | (0x7 << 76)  # version 7
+    value = value & ~(0x3 << 62) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
 def _error(index: int, exc: ValidationFailed, line: int | None = None) -> RowError:
     return RowError(index, exc.code, exc.message, line)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A batch checked and keyed, not yet written. Plain data, so that a worker
+    process can prepare it while the database writes the one before."""
+
+    records: list[Keyed]
+    errors: list[RowError]
+
+
+def prepare_batch(
+    obj: ObjectMeta, items: Sequence[tuple[int, Mapping[str, Any]]], region: str
+) -> Prepared:
+    """Validates `(index, record)` items and computes the match keys of valid ones."""
+    records: list[Keyed] = []
+    errors: list[RowError] = []
+    for index, data in items:
+        try:
+            cleaned = values.clean_record(obj, data)
+        except ValidationFailed as exc:
+            errors.append(_error(index, exc))
+            continue
+        records.append((index, cleaned, record_keys(obj, cleaned, region)))
+    return Prepared(records, errors)
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    scope: OrgScope,
+    model: OrgModel,
+    obj: ObjectMeta,
+    prepared: Prepared,
+    *,
+    skip_duplicates: bool,
+) -> BatchOutcome:
+    """Writes a prepared batch in one transaction: relations checked, duplicates
+    dropped when asked, rows and keys copied."""
+    outcome = BatchOutcome(errors=list(prepared.errors))
+    async with conn.transaction():
+        problems = await relation_problems(
+            conn, scope, model, obj, [record for _, record, _ in prepared.records]
+        )
+        keyed: list[Keyed] = []
+        for position, item in enumerate(prepared.records):
+            found = problems.get(position)
+            if found:
+                message = "; ".join(f"{p.field} {p.message}" for p in found)
+                outcome.errors.append(RowError(item[0], "VALIDATION_ERROR", message))
+            else:
+                keyed.append(item)
+        if skip_duplicates:
+            await repo.lock_imports(conn, scope.schema, obj.name)
+            keyed, outcome.duplicates = await _without_duplicates(
+                conn, scope, obj, keyed
+            )
+        await _write(conn, scope, obj, keyed, outcome)
+    outcome.errors.sort(key=lambda error: error.index)
+    return outcome
 
 
 async def load_batch(
@@ -92,37 +170,10 @@ async def load_batch(
     Invalid records are reported with their index and not written; the valid ones
     are. Records with no key at all are never duplicates.
     """
-    outcome = BatchOutcome()
-    valid: list[tuple[int, dict[str, Any]]] = []
-    for index, data in items:
-        try:
-            valid.append((index, values.clean_record(obj, data)))
-        except ValidationFailed as exc:
-            outcome.errors.append(_error(index, exc))
-    async with conn.transaction():
-        problems = await relation_problems(
-            conn, scope, model, obj, [record for _, record in valid]
-        )
-        checked: list[tuple[int, dict[str, Any]]] = []
-        for position, (index, record) in enumerate(valid):
-            found = problems.get(position)
-            if found:
-                message = "; ".join(f"{p.field} {p.message}" for p in found)
-                outcome.errors.append(RowError(index, "VALIDATION_ERROR", message))
-            else:
-                checked.append((index, record))
-        keyed = [
-            (index, record, record_keys(obj, record, scope.phone_region))
-            for index, record in checked
-        ]
-        if skip_duplicates:
-            await repo.lock_imports(conn, scope.schema, obj.name)
-            keyed, outcome.duplicates = await _without_duplicates(
-                conn, scope, obj, keyed
-            )
-        await _write(conn, scope, obj, keyed, outcome)
-    outcome.errors.sort(key=lambda error: error.index)
-    return outcome
+    prepared = prepare_batch(obj, items, scope.phone_region)
+    return await write_batch(
+        conn, scope, model, obj, prepared, skip_duplicates=skip_duplicates
+    )
 
 
 async def _without_duplicates(
@@ -162,10 +213,12 @@ async def _write(
     rows: list[tuple[Any, ...]] = []
     key_rows: list[tuple[str, str, str, uuid.UUID]] = []
     for index, record, keys in keyed:
-        rid = uuid.uuid4()
+        rid = time_ordered_uuid()
         rows.append((rid, *(record.get(name) for name in obj.field_names), False))
         key_rows.extend((obj.name, field, key, rid) for field, key in keys)
         outcome.created_ids.append((index, rid))
+    # In index order, consecutive keys land on the same index pages.
+    key_rows.sort()
     await mark_fresh(conn)
     await repo.copy_rows(conn, scope.schema, obj.table, columns, rows)
     if key_rows:
@@ -417,14 +470,94 @@ def _jsonl_rows(
         yield SourceRow(number, line_number, data)
 
 
-@dataclass(frozen=True, slots=True)
-class _Options:
-    skip_duplicates: bool
-    keep_ids: bool
-
-
 Progress = Callable[[int, int, int], None]
-"""Called after each batch with (rows read, bytes read, file size)."""
+"""Called after each batch with (rows written, bytes read, file size)."""
+
+
+class _Pipeline:
+    """Batches of a file on their way in: prepared (validated and keyed) by worker
+    processes ahead of the one being written, and written strictly in file order, so
+    that "an earlier row" means the same with or without workers."""
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        scope: OrgScope,
+        model: OrgModel,
+        obj: ObjectMeta,
+        report: FileReport,
+        *,
+        skip_duplicates: bool,
+        keep_ids: bool,
+        pool: ProcessPoolExecutor | None,
+        ahead: int,
+    ) -> None:
+        self._conn = conn
+        self._scope = scope
+        self._model = model
+        self._obj = obj
+        self._report = report
+        self._skip_duplicates = skip_duplicates
+        self._keep_ids = keep_ids
+        self._pool = pool
+        self._ahead = ahead
+        self._pending: deque[tuple[list[SourceRow], asyncio.Future[Prepared]]] = deque()
+
+    async def submit(self, batch: list[SourceRow]) -> None:
+        items = [(row.number, row.data) for row in batch if row.data is not None]
+        loop = asyncio.get_running_loop()
+        if self._pool is not None:
+            future = loop.run_in_executor(
+                self._pool, prepare_batch, self._obj, items, self._scope.phone_region
+            )
+        else:
+            future = loop.create_future()
+            future.set_result(prepare_batch(self._obj, items, self._scope.phone_region))
+        self._pending.append((batch, future))
+        while len(self._pending) > self._ahead:
+            await self._write_oldest()
+
+    async def drain(self) -> None:
+        while self._pending:
+            await self._write_oldest()
+
+    def cancel(self) -> None:
+        for _, future in self._pending:
+            future.cancel()
+
+    async def _write_oldest(self) -> None:
+        batch, future = self._pending.popleft()
+        prepared = await future
+        outcome = await write_batch(
+            self._conn,
+            self._scope,
+            self._model,
+            self._obj,
+            prepared,
+            skip_duplicates=self._skip_duplicates,
+        )
+        report = self._report
+        lines = {row.number: row.line for row in batch}
+        report.errors.extend(
+            RowError(row.number, "VALIDATION_ERROR", f"row {row.problem}", row.line)
+            for row in batch
+            if row.data is None
+        )
+        report.errors.extend(
+            RowError(e.index, e.code, e.message, lines[e.index]) for e in outcome.errors
+        )
+        if self._keep_ids:
+            report.record_ids.update(outcome.created_ids)
+        report.rows += len(batch)
+        report.created += outcome.created
+        report.duplicates += outcome.duplicates
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor | None:
+    if workers <= 1:
+        return None
+    # spawn, not fork: the parent runs an event loop and holds a connection.
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 async def import_file(
@@ -439,6 +572,7 @@ async def import_file(
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
     keep_ids: bool = False,
+    workers: int = 1,
 ) -> FileReport:
     """Loads every record of a CSV (with a header) or JSONL file, batch by batch.
 
@@ -446,43 +580,64 @@ async def import_file(
     Without `skip_duplicates` duplicates are loaded too: finding them is detection's
     job. Rows that fail validation are reported with their row and line numbers.
     With `keep_ids` the report maps each row number to the id of its new record.
+    With `workers` above 1, that many processes validate and key the batches ahead
+    of the one being written.
     """
     mapping = dict(mapping or {})
     _check_mapping(obj, mapping)
     if not 1 <= batch_size <= 100_000:
         raise ValidationFailed("--batch-size must be from 1 to 100000")
+    if not 1 <= workers <= 64:
+        raise ValidationFailed("--workers must be from 1 to 64")
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".jsonl", ".ndjson"):
         raise ValidationFailed("the file must end in .csv, .jsonl or .ndjson")
     started = time.perf_counter()
-    options = _Options(skip_duplicates, keep_ids)
     report = FileReport(obj.name)
     await rekey_stale(conn, scope.schema, obj, scope.phone_region)
     size = (await asyncio.to_thread(path.stat)).st_size
-    with path.open("rb") as raw:
-        counter = _ByteCounter(raw)
-        text = io.TextIOWrapper(
-            io.BufferedReader(counter, 1 << 20), encoding="utf-8-sig", newline=""
-        )
-        reader = _csv_rows if suffix == ".csv" else _jsonl_rows
-        rows = reader(text, obj, mapping, report.ignored_columns)
-        batch: list[SourceRow] = []
-        try:
-            for row in rows:
-                batch.append(row)
-                if len(batch) >= batch_size:
-                    await _load_rows(conn, scope, model, obj, batch, report, options)
-                    batch = []
-                    if progress is not None:
-                        progress(report.rows, counter.done, size)
-            await _load_rows(conn, scope, model, obj, batch, report, options)
-        except UnicodeDecodeError as exc:
-            raise ValidationFailed(
-                f"the file is not UTF-8 text near byte {counter.done}; "
-                f"{report.created} records were loaded before it"
-            ) from exc
-        if progress is not None:
-            progress(report.rows, counter.done, size)
+    pool = _worker_pool(workers)
+    pipeline = _Pipeline(
+        conn,
+        scope,
+        model,
+        obj,
+        report,
+        skip_duplicates=skip_duplicates,
+        keep_ids=keep_ids,
+        pool=pool,
+        ahead=workers if pool is not None else 0,
+    )
+    try:
+        with path.open("rb") as raw:
+            counter = _ByteCounter(raw)
+            text = io.TextIOWrapper(
+                io.BufferedReader(counter, 1 << 20), encoding="utf-8-sig", newline=""
+            )
+            reader = _csv_rows if suffix == ".csv" else _jsonl_rows
+            batch: list[SourceRow] = []
+            try:
+                for row in reader(text, obj, mapping, report.ignored_columns):
+                    batch.append(row)
+                    if len(batch) >= batch_size:
+                        await pipeline.submit(batch)
+                        batch = []
+                        if progress is not None:
+                            progress(report.rows, counter.done, size)
+                if batch:
+                    await pipeline.submit(batch)
+                await pipeline.drain()
+            except UnicodeDecodeError as exc:
+                raise ValidationFailed(
+                    f"the file is not UTF-8 text near byte {counter.done}; "
+                    "the batches before it were loaded"
+                ) from exc
+            if progress is not None:
+                progress(report.rows, counter.done, size)
+    finally:
+        pipeline.cancel()
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     report.errors.sort(key=lambda error: error.index)
     report.seconds = time.perf_counter() - started
     event(
@@ -495,36 +650,3 @@ async def import_file(
         seconds=round(report.seconds, 3),
     )
     return report
-
-
-async def _load_rows(
-    conn: asyncpg.Connection,
-    scope: OrgScope,
-    model: OrgModel,
-    obj: ObjectMeta,
-    batch: Sequence[SourceRow],
-    report: FileReport,
-    options: _Options,
-) -> None:
-    if not batch:
-        return
-    lines = {row.number: row.line for row in batch}
-    items: list[tuple[int, Mapping[str, Any]]] = []
-    for row in batch:
-        if row.data is None:
-            report.errors.append(
-                RowError(row.number, "VALIDATION_ERROR", f"row {row.problem}", row.line)
-            )
-        else:
-            items.append((row.number, row.data))
-    outcome = await load_batch(
-        conn, scope, model, obj, items, skip_duplicates=options.skip_duplicates
-    )
-    if options.keep_ids:
-        report.record_ids.update(outcome.created_ids)
-    report.rows += len(batch)
-    report.created += outcome.created
-    report.duplicates += outcome.duplicates
-    report.errors.extend(
-        RowError(e.index, e.code, e.message, lines[e.index]) for e in outcome.errors
-    )
