@@ -14,9 +14,18 @@ from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import asyncpg
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import (
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+# The *_created series double the output and no dashboard here reads them.
+disable_created_metrics()
 
 # Latencies of ordinary requests: a few milliseconds to a few seconds.
 _HTTP_BUCKETS = (
