@@ -96,7 +96,7 @@ WHERE ({{filters}}) = (
 
 -- name: links_of_record
 -- The MANY_TO_MANY links of one record through a junction table, oldest first.
-SELECT {{columns}}
+SELECT {{link_columns}}
 FROM {{schema}}.{{junction}}
 WHERE {{source}} = $1::uuid
 ORDER BY created_at, {{target}};
@@ -113,7 +113,7 @@ SET
         FROM jsonb_populate_record(NULL::{{schema}}.{{junction}}, $3::text::jsonb)
     ),
     updated_at = now()
-RETURNING {{columns}}, (xmax = 0) AS inserted;
+RETURNING {{link_columns}}, (xmax = 0) AS inserted;
 
 -- name: link_upsert_plain
 -- Links two records through a junction without extra columns; idempotent.
@@ -121,7 +121,7 @@ INSERT INTO {{schema}}.{{junction}} ({{source}}, {{target}})
 VALUES ($1::uuid, $2::uuid)
 ON CONFLICT ({{source}}, {{target}}) DO UPDATE
 SET updated_at = now()
-RETURNING {{columns}}, (xmax = 0) AS inserted;
+RETURNING {{link_columns}}, (xmax = 0) AS inserted;
 
 -- name: link_delete
 -- Removes the link between two records, if there is one.

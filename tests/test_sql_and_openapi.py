@@ -17,6 +17,12 @@ SAMPLES: dict[str, Any] = {
     "columns": ["id", "email"],
     "junction": "opportunity_contacts",
     "column": "contact_id",
+    "fields": ["email", "phone"],
+    "filters": ["email"],
+    "source": "opportunity_id",
+    "target": "contact_id",
+    "extras": ["role"],
+    "link_columns": ["contact_id", "role"],
 }
 
 

@@ -173,7 +173,7 @@ async def links(
         "links_of_record",
         schema=schema,
         junction=link.junction_table,
-        columns=_link_columns(link),
+        link_columns=_link_columns(link),
         source=link.source_column,
         target=link.target_column,
     )
@@ -194,7 +194,7 @@ async def upsert_link(
         "junction": link.junction_table,
         "source": link.source_column,
         "target": link.target_column,
-        "columns": _link_columns(link),
+        "link_columns": _link_columns(link),
     }
     if link.extra_columns:
         query = render("link_upsert", extras=link.extra_columns, **identifiers)
