@@ -249,9 +249,10 @@ def resolve_fields(
 ) -> dict[str, Any]:
     """The master's value of every data field after the merge.
 
-    A self-reference (``referred_by_id``) never ends up naming the master or a
-    duplicate: the master's own reference to a duplicate is cleared, and a duplicate's
-    reference to one of the merged records is not a value to fill with.
+    A self-reference (``referred_by_id``) never ends up naming a duplicate: the
+    master's own reference to one is cleared (and, being null, is then a blank that
+    fill_blanks fills), and a duplicate's reference to the master or another duplicate
+    is not a value to fill with.
     """
     merged_ids = {master["id"], *(row["id"] for row in duplicates)}
     values: dict[str, Any] = {}
