@@ -74,6 +74,7 @@ def main() -> int:
     parser.add_argument("--data-dir", default=".dupes")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-duplicates", action="store_true")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     options = parser.parse_args()
     env = dict(os.environ)
     common = ["--data-dir", options.data_dir]
@@ -105,6 +106,8 @@ def main() -> int:
             "LinkedIn=linkedin_url",
             "--batch-size",
             str(options.batch_size),
+            "--workers",
+            str(options.workers),
             "--json",
             *common,
         ]

@@ -7,7 +7,12 @@ import json
 from pathlib import Path
 
 import asyncpg
+import pytest
 
+from app.metadata import load_model
+from app.repository import core
+from app.services import importer
+from app.services.records import OrgScope
 from tests.conftest import World
 from tests.processes import dupes_env, run_cli
 from tests.realdata import CHICAGO_ROWS, load_chicago_companies
@@ -176,3 +181,49 @@ async def test_the_chicago_data_set_imports_whole_as_companies(
         f'SELECT count(*) FROM "{schema}".companies WHERE position(chr(10) IN name) > 0'
     )
     assert kept > 0
+
+
+async def test_worker_processes_load_a_file_exactly_like_one_process(
+    conn: asyncpg.Connection,
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = ["name,email,phone"]
+    for number in range(60):
+        # Every fifth row repeats an earlier row's email; every seventh is invalid.
+        email = f"c{number - number % 5}@example.com"
+        name = "" if number % 7 == 3 else f"Company {number}"
+        lines.append(f"{name},{email},312-555-{number:04}")
+    path = tmp_path / "companies.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(importer, "POOL_MIN_BYTES", 0)
+    reports = []
+    for org, workers in (("acme", 1), ("globex", 2)):
+        row = await core.get_organization_by_name(conn, org)
+        assert row is not None
+        scope = OrgScope(row["id"], row["schema_name"], row["phone_region"])
+        model = await load_model(conn, scope.org_id)
+        reports.append(
+            await importer.import_file(
+                conn,
+                scope,
+                model,
+                model.object("companies"),
+                path,
+                skip_duplicates=True,
+                batch_size=7,
+                workers=workers,
+                keep_ids=True,
+            )
+        )
+    alone, pooled = reports
+    assert (alone.rows, alone.created, alone.duplicates, alone.failed) == (
+        60,
+        12,
+        39,
+        9,
+    )
+    assert pooled.as_json()["errors"] == alone.as_json()["errors"]
+    assert sorted(pooled.record_ids) == sorted(alone.record_ids)
+    assert (pooled.created, pooled.duplicates) == (alone.created, alone.duplicates)

@@ -41,6 +41,7 @@ from app.services.records import OrgScope, relation_problems
 
 API_IMPORT_MAX = 50
 DEFAULT_BATCH = 5000
+POOL_MIN_BYTES = 4 << 20
 # csv refuses fields longer than this by default (128 KiB); a cell is still checked
 # against the field's own limit afterwards.
 _CSV_FIELD_LIMIT = 1 << 24
@@ -580,8 +581,8 @@ async def import_file(
     Without `skip_duplicates` duplicates are loaded too: finding them is detection's
     job. Rows that fail validation are reported with their row and line numbers.
     With `keep_ids` the report maps each row number to the id of its new record.
-    With `workers` above 1, that many processes validate and key the batches ahead
-    of the one being written.
+    With `workers` above 1 and a file of at least `POOL_MIN_BYTES`, that many
+    processes validate and key the batches ahead of the one being written.
     """
     mapping = dict(mapping or {})
     _check_mapping(obj, mapping)
@@ -596,7 +597,8 @@ async def import_file(
     report = FileReport(obj.name)
     await rekey_stale(conn, scope.schema, obj, scope.phone_region)
     size = (await asyncio.to_thread(path.stat)).st_size
-    pool = _worker_pool(workers)
+    # A worker takes about a second to start; below this size it would not pay off.
+    pool = _worker_pool(workers if size >= POOL_MIN_BYTES else 1)
     pipeline = _Pipeline(
         conn,
         scope,
