@@ -91,9 +91,9 @@ ORDER BY ix.indrelid, index_class.relname;
 -- Counts the rows that reference one of the duplicates through a foreign key the merge
 -- cannot re-point (several columns, a column other than id, or another schema).
 SELECT count(*)
-FROM {{source_schema}}.{{source_table}}
-WHERE ({{source_columns}}) IN (
-    SELECT {{target_columns}}
+FROM {{foreign_schema}}.{{foreign_table}}
+WHERE ({{foreign_columns}}) IN (
+    SELECT {{key_columns}}
     FROM {{schema}}.{{table}}
     WHERE id = ANY($1::uuid[])
 );
@@ -102,10 +102,10 @@ WHERE ({{source_columns}}) IN (
 -- Deletes the junction rows of the duplicates that would link the master to itself: the
 -- row's partner column already names the master or one of the duplicates.
 -- $1 master and duplicates, $2 duplicates.
-DELETE FROM {{schema}}.{{table}}
+DELETE FROM {{schema}}.{{source_table}}
 WHERE {{column}} = ANY($2::uuid[])
   AND ARRAY[{{partner_columns}}]::uuid[] && $1::uuid[]
-RETURNING to_jsonb({{table}}.*)::text AS row_json;
+RETURNING to_jsonb({{source_table}}.*)::text AS row_json;
 
 -- name: merge_drop_repeated_rows
 -- Deletes the junction rows of the duplicates that, once re-pointed to the master, would
@@ -118,14 +118,14 @@ WITH candidate AS (
         {{column}} AS old_ref,
         array_position($2::uuid[], {{column}}) AS rank,
         ROW({{other_columns}}) AS other_key
-    FROM {{schema}}.{{table}}
+    FROM {{schema}}.{{source_table}}
     WHERE {{column}} = ANY($2::uuid[])
       -- Under the default NULLS DISTINCT a key holding a NULL never clashes.
       AND (ROW({{other_columns}}) IS NOT NULL OR $3::boolean)
 ),
 master_key AS (
     SELECT ROW({{other_columns}}) AS other_key
-    FROM {{schema}}.{{table}}
+    FROM {{schema}}.{{source_table}}
     WHERE {{column}} = $1::uuid
 ),
 repeated AS (
@@ -143,18 +143,18 @@ repeated AS (
               AND earlier.rank < candidate.rank
         )
 )
-DELETE FROM {{schema}}.{{table}}
+DELETE FROM {{schema}}.{{source_table}}
 WHERE {{column}} = ANY($2::uuid[])
   AND ({{column}}, ROW({{other_columns}})) IN (
         SELECT old_ref, other_key
         FROM repeated
     )
-RETURNING to_jsonb({{table}}.*)::text AS row_json;
+RETURNING to_jsonb({{source_table}}.*)::text AS row_json;
 
 -- name: merge_relink
 -- Re-points every row of one referencing column from the duplicates to the master.
 WITH moved AS (
-    UPDATE {{schema}}.{{table}}
+    UPDATE {{schema}}.{{source_table}}
     SET {{column}} = $1::uuid
     WHERE {{column}} = ANY($2::uuid[])
     RETURNING 1
@@ -169,15 +169,15 @@ FROM moved;
 -- they are deleted next.
 WITH cleared AS (
     UPDATE {{schema}}.{{table}}
-    SET {{column}} = NULL
+    SET {{self_column}} = NULL
     WHERE id = $1::uuid
-      AND {{column}} = ANY($2::uuid[])
+      AND {{self_column}} = ANY($2::uuid[])
     RETURNING 1
 ),
 moved AS (
     UPDATE {{schema}}.{{table}}
-    SET {{column}} = $1::uuid
-    WHERE {{column}} = ANY($2::uuid[])
+    SET {{self_column}} = $1::uuid
+    WHERE {{self_column}} = ANY($2::uuid[])
       AND id <> $1::uuid
       AND id <> ALL($2::uuid[])
     RETURNING 1

@@ -23,6 +23,14 @@ SAMPLES: dict[str, Any] = {
     "target": "contact_id",
     "extras": ["role"],
     "link_columns": ["contact_id", "role"],
+    "source_table": "opportunity_contacts",
+    "other_columns": ["opportunity_id"],
+    "partner_columns": ["opportunity_id"],
+    "self_column": "referred_by_id",
+    "foreign_schema": "dupes_core",
+    "foreign_table": "users",
+    "foreign_columns": ["id"],
+    "key_columns": ["id"],
 }
 
 

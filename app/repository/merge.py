@@ -182,10 +182,10 @@ async def count_blocking_references(
         "merge_count_blocking_references",
         schema=schema,
         table=table,
-        source_schema=key.source_schema,
-        source_table=key.source_table,
-        source_columns=key.source_columns,
-        target_columns=key.target_columns,
+        foreign_schema=key.source_schema,
+        foreign_table=key.source_table,
+        foreign_columns=key.source_columns,
+        key_columns=key.target_columns,
     )
     return int(await conn.fetchval(query, list(duplicate_ids)))
 
@@ -204,7 +204,7 @@ async def drop_self_links(
     query = render(
         "merge_drop_self_links",
         schema=schema,
-        table=table,
+        source_table=table,
         column=column,
         partner_columns=partner_columns,
     )
@@ -227,7 +227,7 @@ async def drop_repeated_rows(
     query = render(
         "merge_drop_repeated_rows",
         schema=schema,
-        table=table,
+        source_table=table,
         column=column,
         other_columns=other_columns,
     )
@@ -244,7 +244,7 @@ async def relink(
     master_id: UUID,
     duplicate_ids: Sequence[UUID],
 ) -> int:
-    query = render("merge_relink", schema=schema, table=table, column=column)
+    query = render("merge_relink", schema=schema, source_table=table, column=column)
     return int(await conn.fetchval(query, master_id, list(duplicate_ids)))
 
 
@@ -258,7 +258,7 @@ async def relink_self(
     duplicate_ids: Sequence[UUID],
 ) -> tuple[int, int]:
     """Re-points a self-reference; returns (rows moved, master references cleared)."""
-    query = render("merge_relink_self", schema=schema, table=table, column=column)
+    query = render("merge_relink_self", schema=schema, table=table, self_column=column)
     row = await conn.fetchrow(query, master_id, list(duplicate_ids))
     assert row is not None
     return int(row["moved"]), int(row["cleared"])
