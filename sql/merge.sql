@@ -128,19 +128,25 @@ master_key AS (
     FROM {{schema}}.{{source_table}}
     WHERE {{column}} = $1::uuid
 ),
-repeated AS (
-    SELECT candidate.old_ref, candidate.other_key
+ranked AS (
+    -- One duplicate cannot hold two rows with the same key, so ranks never tie.
+    SELECT
+        candidate.old_ref,
+        candidate.other_key,
+        row_number() OVER (
+            PARTITION BY candidate.other_key
+            ORDER BY candidate.rank
+        ) AS place
     FROM candidate
-    WHERE EXISTS (
-            SELECT 1
-            FROM master_key
-            WHERE master_key.other_key = candidate.other_key
-        )
+),
+repeated AS (
+    SELECT ranked.old_ref, ranked.other_key
+    FROM ranked
+    WHERE ranked.place > 1
        OR EXISTS (
             SELECT 1
-            FROM candidate AS earlier
-            WHERE earlier.other_key = candidate.other_key
-              AND earlier.rank < candidate.rank
+            FROM master_key
+            WHERE master_key.other_key = ranked.other_key
         )
 )
 DELETE FROM {{schema}}.{{source_table}}
