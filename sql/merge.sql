@@ -17,7 +17,9 @@ FOR UPDATE;
 
 -- name: merge_references
 -- Lists every foreign key that points at one table, from the catalog, with its columns
--- and whether other foreign keys point at the referencing table in turn.
+-- and whether a foreign key that acts on delete (CASCADE, SET NULL, SET DEFAULT) points
+-- at the referencing table in turn. (One with NO ACTION or RESTRICT needs no warning:
+-- deleting a row it holds fails, and the merge answers 409.)
 SELECT
     fk.conname::text AS constraint_name,
     source_ns.nspname::text AS source_schema,
@@ -44,6 +46,7 @@ SELECT
         FROM pg_catalog.pg_constraint AS inbound
         WHERE inbound.contype = 'f'
           AND inbound.confrelid = fk.conrelid
+          AND inbound.confdeltype IN ('c', 'n', 'd')
     ) AS source_is_referenced
 FROM pg_catalog.pg_constraint AS fk
 JOIN pg_catalog.pg_class AS target ON target.oid = fk.confrelid

@@ -510,6 +510,36 @@ async def test_merge_refuses_to_drop_junction_rows_that_other_rows_reference(
     assert await snapshot(conn, world.acme.schema) == before
 
 
+async def test_merge_drops_a_junction_row_a_restricting_key_points_at_only_if_free(
+    client: Client, world: World, rows: Rows, conn: asyncpg.Connection
+) -> None:
+    # With NO ACTION the database itself refuses to drop a row still referenced.
+    await rows.execute(
+        "CREATE TABLE link_notes ("
+        " id uuid PRIMARY KEY DEFAULT gen_random_uuid(),"
+        " link_id uuid CONSTRAINT link_notes_link_fkey"
+        "  REFERENCES opportunity_contacts (id))"
+    )
+    master = await rows.contact()
+    first = await rows.contact()
+    second = await rows.contact()
+    deal = await rows.opportunity()
+    await rows.link(deal, master)
+    free = await rows.link(deal, first)
+    held = await rows.link(deal, second)
+    await rows.insert("link_notes", link_id=held)
+    before = await snapshot(conn, world.acme.schema)
+
+    refused = await _merge(client, world, merge_body(master, [second]), status=409)
+    assert refused["error"]["details"] == [
+        {"table": "link_notes", "constraint": "link_notes_link_fkey"}
+    ]
+    assert await snapshot(conn, world.acme.schema) == before
+    body = await _merge(client, world, merge_body(master, [first]))
+    assert body["junction_rows_dropped"] == {"opportunity_contacts": 1}
+    assert await rows.row("opportunity_contacts", free) is None
+
+
 async def test_merge_is_409_when_a_reference_cannot_be_repointed(
     client: Client, world: World, rows: Rows, conn: asyncpg.Connection
 ) -> None:

@@ -456,11 +456,13 @@ async def _drop_junction_rows(
             duplicate_ids,
         )
     if dropped and relink.table_is_referenced:
-        # Deleting a junction row that other rows point at would cascade to them or
-        # fail on them; neither is a merge's call to make.
+        # Deleting a junction row could cascade to rows that point at it (or null
+        # their reference): not a merge's call to make. Which rows do point at the
+        # dropped ones is not checked, so any such foreign key refuses every drop.
         raise Conflict(
             f"{len(dropped)} row(s) of table {relink.table} would be dropped as "
-            "repeats, but other tables reference that table; nothing was changed",
+            "repeats, but a foreign key with an ON DELETE action references that "
+            "table; nothing was changed",
             [{"table": relink.table, "constraint": relink.repeat_keys[0].constraint}],
         )
     return dropped
