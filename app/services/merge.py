@@ -312,112 +312,141 @@ async def _check_blockers(
             )
 
 
-async def _merge_once(
-    db: Database, principal: Principal, obj: ObjectMeta, command: MergeCommand
+async def _lock(
+    conn: asyncpg.Connection,
+    schema: str,
+    obj: ObjectMeta,
+    master_id: UUID,
+    duplicate_ids: Sequence[UUID],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Locks the records in id order; the master's row and the duplicates' in order."""
+    await repo.guard_table(conn, schema, obj.table)
+    locked = await repo.lock_records(
+        conn, schema, obj.table, record_columns(obj), [master_id, *duplicate_ids]
+    )
+    by_id = {row["id"]: dict(row) for row in locked}
+    missing = [i for i in (master_id, *duplicate_ids) if i not in by_id]
+    if missing:
+        raise RecordNotFound(
+            f"{len(missing)} record(s) not found in {obj.name}",
+            [str(i) for i in missing],
+        )
+    return by_id[master_id], [by_id[i] for i in duplicate_ids]
+
+
+async def _move_references(
+    conn: asyncpg.Connection,
+    schema: str,
+    plan: ReferencePlan,
+    master_id: UUID,
+    duplicate_ids: Sequence[UUID],
+    report: MergeReport,
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Re-points every referencing column; returns the dropped junction rows per
+    duplicate and table, for the audit."""
+    dropped_by_duplicate: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    report.junction_rows_dropped = dict.fromkeys(plan.junction_tables, 0)
+    for relink in plan.relinks:
+        if relink.is_self:
+            moved, cleared = await repo.relink_self(
+                conn, schema, relink.table, relink.column, master_id, duplicate_ids
+            )
+            report.self_references_cleared += cleared
+        else:
+            dropped = await _drop_junction_rows(
+                conn, schema, relink, master_id, duplicate_ids
+            )
+            for row in dropped:
+                owner = dropped_by_duplicate.setdefault(str(row[relink.column]), {})
+                owner.setdefault(relink.table, []).append(row)
+            if relink.is_junction:
+                report.junction_rows_dropped[relink.table] += len(dropped)
+            moved = await repo.relink(
+                conn, schema, relink.table, relink.column, master_id, duplicate_ids
+            )
+        report.relinked[relink.label] = moved
+    return dropped_by_duplicate
+
+
+async def _merge_in(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    obj: ObjectMeta,
+    command: MergeCommand,
 ) -> MergeReport:
+    """Every step of one merge, inside the caller's transaction."""
     schema = principal.schema
     master_id = command.master_id
     duplicate_ids = list(command.duplicate_ids)
     report = MergeReport(master_id, command.strategy, dry_run=command.dry_run)
+    await keys.mark_fresh(conn)
+    master_row, duplicate_rows = await _lock(
+        conn, schema, obj, master_id, duplicate_ids
+    )
+
+    plan = await _plan(conn, schema, obj)
+    await _check_blockers(conn, schema, obj, plan, duplicate_ids)
+    dropped = await _move_references(
+        conn, schema, plan, master_id, duplicate_ids, report
+    )
+    # Only now, with nothing pointing at them, can the duplicates go without an
+    # ON DELETE CASCADE taking anything along; and only after that is the master
+    # written, so that a unique value it takes from a duplicate is free.
+    deleted = await repo.delete_duplicates(conn, schema, obj.table, duplicate_ids)
+    report.duplicates_deleted = len(deleted)
+    values = resolve_fields(
+        obj, command.strategy, master_row, duplicate_rows, plan.self_columns
+    )
+    written = dict(
+        await repo.write_master(
+            conn,
+            schema,
+            obj.table,
+            obj.field_names,
+            record_columns(obj),
+            master_id,
+            json.dumps(values, default=_json_default),
+        )
+    )
+    await keys.write_keys(conn, schema, obj, [written], principal.phone_region)
+    await repo.check_deferred(conn)
+    report.master = to_api(obj, written)
+    if command.dry_run:
+        return report
+
+    snapshots = [
+        {
+            "id": str(i),
+            "record": deleted[i],
+            "dropped_rows": dropped.get(str(i), {}),
+        }
+        for i in duplicate_ids
+    ]
+    audit = await repo.insert_audit(
+        conn,
+        schema,
+        principal.user_id,
+        principal.email,
+        obj.name,
+        master_id,
+        command.strategy,
+        duplicate_ids,
+        snapshots,
+        report.counts(),
+    )
+    report.audit_id = audit["id"]
+    return report
+
+
+async def _merge_once(
+    db: Database, principal: Principal, obj: ObjectMeta, command: MergeCommand
+) -> MergeReport:
+    """One attempt in one transaction; a dry run's is rolled back."""
     try:
         async with db.transaction() as conn:
-            await keys.mark_fresh(conn)
-            await repo.guard_table(conn, schema, obj.table)
-            columns = record_columns(obj)
-            locked = await repo.lock_records(
-                conn, schema, obj.table, columns, [master_id, *duplicate_ids]
-            )
-            by_id = {row["id"]: row for row in locked}
-            missing = [i for i in (master_id, *duplicate_ids) if i not in by_id]
-            if missing:
-                raise RecordNotFound(
-                    f"{len(missing)} record(s) not found in {obj.name}",
-                    [str(i) for i in missing],
-                )
-            master_row = dict(by_id[master_id])
-            duplicate_rows = [dict(by_id[i]) for i in duplicate_ids]
-
-            plan = await _plan(conn, schema, obj)
-            await _check_blockers(conn, schema, obj, plan, duplicate_ids)
-            dropped_by_duplicate: dict[str, dict[str, list[dict[str, Any]]]] = {}
-            report.junction_rows_dropped = dict.fromkeys(plan.junction_tables, 0)
-            for relink in plan.relinks:
-                if relink.is_self:
-                    moved, cleared = await repo.relink_self(
-                        conn,
-                        schema,
-                        relink.table,
-                        relink.column,
-                        master_id,
-                        duplicate_ids,
-                    )
-                    report.self_references_cleared += cleared
-                else:
-                    dropped = await _drop_junction_rows(
-                        conn, schema, relink, master_id, duplicate_ids
-                    )
-                    for row in dropped:
-                        by_table = dropped_by_duplicate.setdefault(
-                            str(row[relink.column]), {}
-                        )
-                        by_table.setdefault(relink.table, []).append(row)
-                    if relink.is_junction:
-                        report.junction_rows_dropped[relink.table] += len(dropped)
-                    moved = await repo.relink(
-                        conn,
-                        schema,
-                        relink.table,
-                        relink.column,
-                        master_id,
-                        duplicate_ids,
-                    )
-                report.relinked[relink.label] = moved
-
-            deleted = await repo.delete_duplicates(
-                conn, schema, obj.table, duplicate_ids
-            )
-            report.duplicates_deleted = len(deleted)
-            values = resolve_fields(
-                obj, command.strategy, master_row, duplicate_rows, plan.self_columns
-            )
-            written = dict(
-                await repo.write_master(
-                    conn,
-                    schema,
-                    obj.table,
-                    obj.field_names,
-                    columns,
-                    master_id,
-                    json.dumps(values, default=_json_default),
-                )
-            )
-            await keys.write_keys(conn, schema, obj, [written], principal.phone_region)
-            await repo.check_deferred(conn)
-            report.master = to_api(obj, written)
+            report = await _merge_in(conn, principal, obj, command)
             if command.dry_run:
                 raise _DryRunDone(report)
-
-            snapshots = [
-                {
-                    "id": str(i),
-                    "record": deleted[i],
-                    "dropped_rows": dropped_by_duplicate.get(str(i), {}),
-                }
-                for i in duplicate_ids
-            ]
-            audit = await repo.insert_audit(
-                conn,
-                schema,
-                principal.user_id,
-                principal.email,
-                obj.name,
-                master_id,
-                command.strategy,
-                duplicate_ids,
-                snapshots,
-                report.counts(),
-            )
-            report.audit_id = audit["id"]
     except _DryRunDone as done:
         return done.report
     return report
