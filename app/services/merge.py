@@ -473,6 +473,11 @@ async def _drop_junction_rows(
             master_id,
             duplicate_ids,
         )
+    # Keys are judged one after the other. With one repeat key (every junction the
+    # service declares) that is exact. With several, a row dropped on the first key
+    # still counts as "earlier" on the second, so in a contrived chain a row that
+    # could have survived is dropped too; judging all keys in one recursive
+    # statement would lift that.
     for key in relink.repeat_keys:
         dropped += await repo.drop_repeated_rows(
             conn,
