@@ -66,7 +66,8 @@ async def read_json(request: web.Request) -> Any:
         raise ValidationFailed("request body is empty; send a JSON object")
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    # ValueError covers JSONDecodeError, bad UTF-8 and integers too long to convert.
+    except (ValueError, RecursionError) as exc:
         raise ValidationFailed(f"request body is not valid JSON: {exc}") from exc
 
 
