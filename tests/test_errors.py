@@ -62,7 +62,17 @@ async def test_oversized_body_is_413(client: Client, world: World) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{", b"not json", b"\xff\xfe", b"", b"[1, 2]", b'"text"', b"null", b"[" * 5000, b'{"limit": ' + b"9" * 5000 + b"}"],
+    [
+        b"{",
+        b"not json",
+        b"\xff\xfe",
+        b"",
+        b"[1, 2]",
+        b'"text"',
+        b"null",
+        b"[" * 5000,
+        b'{"limit": ' + b"9" * 5000 + b"}",
+    ],
 )
 async def test_malformed_json_is_400(client: Client, world: World, raw: bytes) -> None:
     response = await client.post(
