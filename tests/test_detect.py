@@ -22,6 +22,12 @@ from tests.support import bearer, error_code
 
 Client = TestClient[Any, Any]
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
+# The default window and the lifted one run different queries; the rules that both
+# implement are checked on both.
+BOTH_QUERIES = pytest.mark.parametrize(
+    "settings_overrides",
+    [pytest.param({}, id="window"), pytest.param({"detect_window": 0}, id="lifted")],
+)
 CONTACT_FIELDS = (
     "first_name",
     "last_name",
@@ -136,6 +142,7 @@ async def test_detect_needs_an_admin_token_before_the_body_is_read(
     assert error_code(await response.json()) == "UNAUTHORIZED"
 
 
+@BOTH_QUERIES
 async def test_detect_answers_the_upstream_shape_with_extensions(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -264,6 +271,7 @@ async def test_field_the_object_cannot_match_on_is_named(
     assert "phone" in error["message"]
 
 
+@BOTH_QUERIES
 async def test_fields_restrict_matching_and_repeats_are_harmless(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -276,6 +284,7 @@ async def test_fields_restrict_matching_and_repeats_are_harmless(
     assert payload["duplicate_groups"][0]["match_reasons"] == ["phone"]
 
 
+@BOTH_QUERIES
 async def test_limit_cuts_groups_but_total_groups_counts_them_all(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -440,6 +449,7 @@ async def test_extensions_are_part_of_the_phone_key(
     assert payload["duplicate_groups"][0]["match_value"] == "+12125550147;ext=12"
 
 
+@BOTH_QUERIES
 async def test_placeholders_and_blanks_never_group(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -520,6 +530,7 @@ async def test_company_names_match_on_the_name_alone(
     assert payload["duplicate_groups"][0]["match_reason"] == "name"
 
 
+@BOTH_QUERIES
 async def test_same_key_twice_in_one_record_counts_once(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -560,6 +571,7 @@ async def test_rows_written_outside_the_service_are_rekeyed_before_matching(
 # --- section 4: groups ------------------------------------------------------------
 
 
+@BOTH_QUERIES
 async def test_fields_giving_the_same_records_form_one_group(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -580,6 +592,7 @@ async def test_fields_giving_the_same_records_form_one_group(
     assert payload["total_groups"] == 2
 
 
+@BOTH_QUERIES
 async def test_collapsed_group_reason_follows_the_field_order(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -600,6 +613,7 @@ async def test_collapsed_group_reason_follows_the_field_order(
     assert group["match_value"] == "in:jolee"
 
 
+@BOTH_QUERIES
 async def test_two_keys_of_one_field_with_the_same_records_form_one_group(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -612,6 +626,7 @@ async def test_two_keys_of_one_field_with_the_same_records_form_one_group(
     assert group["match_value"] == "a@example.com"
 
 
+@BOTH_QUERIES
 async def test_groups_are_ordered_by_size_then_age_then_reason_then_key(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -634,6 +649,29 @@ async def test_groups_are_ordered_by_size_then_age_then_reason_then_key(
     assert reasons == ["name", "email", "phone", "email", "email"]
 
 
+@BOTH_QUERIES
+async def test_limit_keeps_the_groups_that_come_first(
+    client: Client, world: World, acme: Records
+) -> None:
+    older = [await acme.contact(email="older@example.com") for _ in range(2)]
+    newer = [await acme.contact(email="newer@example.com") for _ in range(2)]
+    by_key = [await acme.contact(phone="212-555-0100") for _ in range(2)]
+    for record in by_key:
+        await acme.conn.execute(
+            f"UPDATE {quote_ident(acme.schema)}.contacts SET created_at = $1 "
+            "WHERE id = $2",
+            BASE - timedelta(days=1),
+            record,
+        )
+    big = [await acme.contact(first_name="Big", last_name="Group") for _ in range(3)]
+    expected = [ids(*big), ids(*by_key), ids(*older), ids(*newer)]
+    for limit in range(1, 5):
+        payload = await detect_contacts(client, world.acme, limit=limit)
+        assert payload["total_groups"] == 4
+        assert id_sets(payload) == expected[:limit]
+
+
+@BOTH_QUERIES
 async def test_records_of_a_group_are_oldest_first_then_by_id(
     client: Client, world: World, acme: Records
 ) -> None:
@@ -648,6 +686,7 @@ async def test_records_of_a_group_are_oldest_first_then_by_id(
     assert listed == [*sorted(str(t) for t in twins), str(newest)]
 
 
+@BOTH_QUERIES
 async def test_a_group_lists_at_most_one_hundred_records_with_its_true_size(
     client: Client, world: World, acme: Records
 ) -> None:

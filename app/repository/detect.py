@@ -1,4 +1,4 @@
-"""Named queries of detection: the duplicate groups of an object and their records."""
+"""Named queries of detection: the shared keys, the duplicate groups, their records."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncpg
 from app.errors import Unavailable
 from app.matching.normalize import MATCH_FIELDS, MatchField
 from app.metadata import ObjectMeta
-from app.sql import render
+from app.sql import render, sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +33,95 @@ class GroupsPage:
     groups: tuple[GroupRow, ...]
 
 
-def _timed_out(exc: asyncpg.QueryCanceledError) -> Unavailable:
+@dataclass(frozen=True, slots=True)
+class SharedKeysStatus:
+    built: bool
+    pending: int
+
+
+def _timed_out() -> Unavailable:
     # A lifted window over a very large object can outlast statement_timeout; that
     # is a capacity limit of the server, not a fault of the request.
     return Unavailable(
         "detection did not finish within the server's statement timeout; "
         "restrict fields or scan a smaller window"
     )
+
+
+def reasons_of(bits: int) -> tuple[MatchField, ...]:
+    """The match fields of a reason bit set (bit n is MATCH_FIELDS[n])."""
+    return tuple(field for rank, field in enumerate(MATCH_FIELDS) if bits >> rank & 1)
+
+
+def _group(row: asyncpg.Record) -> GroupRow:
+    first_reason: str = row["first_reason"]
+    # The rank digit leads the key so that one text min() orders by rank, then key.
+    return GroupRow(
+        record_count=row["record_count"],
+        match_reasons=reasons_of(row["reason_bits"]),
+        match_value=first_reason[1:],
+        shown_ids=tuple(row["shown_ids"]),
+    )
+
+
+async def shared_keys_status(
+    conn: asyncpg.Connection, schema: str, obj: ObjectMeta, rebuild_at: int
+) -> SharedKeysStatus:
+    """Whether `obj`'s shared keys were built, and its logged changes (up to
+    `rebuild_at`)."""
+    row = await conn.fetchrow(
+        render("detect_shared_keys_status", schema=schema), obj.name, rebuild_at
+    )
+    assert row is not None
+    return SharedKeysStatus(row["built"], row["pending"])
+
+
+async def lock_shared_keys(
+    conn: asyncpg.Connection, schema: str, obj: ObjectMeta
+) -> None:
+    """Takes the object's refresh lock for the rest of the transaction."""
+    await conn.execute(
+        sql("detect_lock_shared_keys"), f"dupes.detect:{schema}:{obj.name}"
+    )
+
+
+async def apply_key_changes(
+    conn: asyncpg.Connection, schema: str, obj: ObjectMeta
+) -> int:
+    """Recounts the keys named in the change log; returns how many keys that was."""
+    text = render("detect_apply_key_changes", schema=schema, table=obj.table)
+    try:
+        row = await conn.fetchrow(text, obj.name)
+    except asyncpg.QueryCanceledError as exc:
+        raise _timed_out() from exc
+    assert row is not None
+    return int(row["changed_keys"])
+
+
+async def rebuild_shared_keys(
+    conn: asyncpg.Connection, schema: str, obj: ObjectMeta, statement_timeout: str
+) -> None:
+    """Rebuilds the object's shared keys from all of its match keys.
+
+    Runs inside the caller's transaction, which holds the refresh lock, with the
+    statement timeout set to `statement_timeout` until that transaction ends.
+    """
+    await conn.execute(sql("detect_rebuild_timeout"), statement_timeout)
+    try:
+        await conn.execute(render("detect_clear_key_changes", schema=schema), obj.name)
+        await conn.execute(render("detect_clear_shared_keys", schema=schema), obj.name)
+        await conn.execute(
+            render("detect_fill_shared_keys", schema=schema, table=obj.table),
+            obj.name,
+        )
+    except asyncpg.QueryCanceledError as exc:
+        raise _timed_out() from exc
+    await conn.execute(render("detect_mark_shared_keys_built", schema=schema), obj.name)
+
+
+async def use_work_mem(conn: asyncpg.Connection, amount: str) -> None:
+    """Sets work_mem for the rest of the current transaction."""
+    await conn.execute(sql("detect_work_mem"), amount)
 
 
 async def find_groups(
@@ -70,24 +152,14 @@ async def find_groups(
     try:
         rows = await conn.fetch(text, *args)
     except asyncpg.QueryCanceledError as exc:
-        raise _timed_out(exc) from exc
+        raise _timed_out() from exc
     # The query always answers at least one row, holding records_scanned; a scan
     # without groups leaves the group columns of that row null.
     first = rows[0]
-    groups = tuple(
-        GroupRow(
-            record_count=row["record_count"],
-            match_reasons=tuple(MATCH_FIELDS[rank - 1] for rank in row["reason_ranks"]),
-            match_value=row["match_value"],
-            shown_ids=tuple(row["shown_ids"]),
-        )
-        for row in rows
-        if row["position"] is not None
-    )
     return GroupsPage(
         records_scanned=first["records_scanned"],
         total_groups=first["total_groups"] or 0,
-        groups=groups,
+        groups=tuple(_group(row) for row in rows if row["record_count"] is not None),
     )
 
 
@@ -105,5 +177,5 @@ async def fetch_records(
     try:
         rows = await conn.fetch(text, list(ids))
     except asyncpg.QueryCanceledError as exc:
-        raise _timed_out(exc) from exc
+        raise _timed_out() from exc
     return {row["id"]: row for row in rows}

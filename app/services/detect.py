@@ -1,8 +1,9 @@
 """Detect: the duplicate groups of one object, as behaviour.md section 4 defines them.
 
-The grouping itself happens in PostgreSQL over the stored match keys (see
-`sql/detect.sql`); this module checks the request against the object, brings stale
-keys up to date, and turns the rows into groups of records.
+The grouping itself happens in PostgreSQL (`sql/detect.sql`) over `shared_keys`, the
+match keys that two records or more hold. This module checks the request against the
+object, brings stale match keys and then the shared keys up to date, and turns the
+rows into groups of records.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from app.auth import Principal
 from app.db import Database
@@ -27,6 +30,17 @@ log = logging.getLogger("dupes.detect")
 
 #: A group lists at most this many records; `record_count` still gives its size.
 RECORDS_PER_GROUP = 100
+#: Logged key changes from which one rebuild of the shared keys is cheaper than
+#: recounting each changed key (a bulk import, a phone region change).
+REBUILD_AT = 200_000
+#: A rebuild reads every match key of the object (about a minute at a million
+#: records on a busy two-core machine): it may outlast the usual statement timeout.
+REBUILD_TIMEOUT = "15min"
+#: Memory for the lifted window to collapse every group in one hash table (tens of
+#: MB at a million contacts); the server default of 4 MB would spill to disk.
+LIFTED_WORK_MEM = "64MB"
+#: Reads of the groups when a record they list was deleted in between (see detect).
+READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +117,55 @@ def match_fields_for(
     return tuple(field for field in MATCH_FIELDS if field in requested)
 
 
+async def refresh_shared_keys(
+    conn: asyncpg.Connection,
+    schema: str,
+    obj: ObjectMeta,
+    rebuild_at: int = REBUILD_AT,
+) -> str:
+    """Brings `obj`'s shared keys up to date with its match keys.
+
+    Returns what it did: "fresh" (nothing logged: one indexed probe), "applied"
+    (the logged keys were recounted) or "rebuilt" (built in full, because it never
+    was or because `rebuild_at` changes or more wait).
+    """
+    status = await repo.shared_keys_status(conn, schema, obj, rebuild_at)
+    if status.built and status.pending == 0:
+        return "fresh"
+    async with conn.transaction():
+        await repo.lock_shared_keys(conn, schema, obj)
+        # Another refresher may have done the work while this one waited.
+        status = await repo.shared_keys_status(conn, schema, obj, rebuild_at)
+        if not status.built or status.pending >= rebuild_at:
+            await repo.rebuild_shared_keys(conn, schema, obj, REBUILD_TIMEOUT)
+            log.info("shared keys rebuilt object=%s schema=%s", obj.name, schema)
+            return "rebuilt"
+        if status.pending == 0:
+            return "fresh"
+        await repo.apply_key_changes(conn, schema, obj)
+        return "applied"
+
+
+async def _read_groups(
+    conn: asyncpg.Connection,
+    schema: str,
+    obj: ObjectMeta,
+    fields: Sequence[MatchField],
+    window: int,
+    limit: int,
+) -> tuple[repo.GroupsPage, dict[UUID, Any]]:
+    # One snapshot for both reads, so the records are those the groups were made of.
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        if window == 0:
+            await repo.use_work_mem(conn, LIFTED_WORK_MEM)
+        page = await repo.find_groups(
+            conn, schema, obj, fields, window, limit, RECORDS_PER_GROUP
+        )
+        ids = list({i: None for group in page.groups for i in group.shown_ids})
+        rows = await repo.fetch_records(conn, schema, obj, record_columns(obj), ids)
+    return page, rows
+
+
 async def detect(
     db: Database,
     models: ModelCache,
@@ -119,43 +182,42 @@ async def detect(
         model = await models.get(conn, principal.org_id)
         obj = model.object(params.object_name)
         fields = match_fields_for(obj, params.fields)
+        schema = principal.schema
         # Rows written by COPY or another system carry no keys yet. When none are
         # stale this is one probe of a small partial index.
-        rekeyed = await rekey_stale(conn, principal.schema, obj, principal.phone_region)
-        # One snapshot for both reads, so a record merged away in between cannot
-        # leave a group pointing at nothing.
-        async with conn.transaction(isolation="repeatable_read", readonly=True):
-            page = await repo.find_groups(
-                conn,
-                principal.schema,
-                obj,
-                fields,
-                window,
-                params.limit,
-                RECORDS_PER_GROUP,
+        rekeyed = await rekey_stale(conn, schema, obj, principal.phone_region)
+        refresh = await refresh_shared_keys(conn, schema, obj)
+        for _ in range(READ_ATTEMPTS):
+            page, rows = await _read_groups(
+                conn, schema, obj, fields, window, params.limit
             )
-            ids = list({i: None for g in page.groups for i in g.shown_ids})
-            rows = await repo.fetch_records(
-                conn, principal.schema, obj, record_columns(obj), ids
-            )
-    groups = [_group(obj, group, rows) for group in page.groups]
+            if all(i in rows for group in page.groups for i in group.shown_ids):
+                break
+            # A delete committed between the refresh and the read (a merge, most
+            # likely) left a shared key naming a record the snapshot no longer has:
+            # the change is in the log by now, so refresh and read again.
+            await refresh_shared_keys(conn, schema, obj)
+    # A record shown in several groups is serialized once.
+    shown = {record_id: to_api(obj, row) for record_id, row in rows.items()}
+    groups = [_group(group, shown) for group in page.groups]
     log.info(
-        "detect object=%s fields=%s scanned=%d groups=%d rekeyed=%d ms=%.1f",
+        "detect object=%s fields=%s scanned=%d groups=%d rekeyed=%d shared=%s ms=%.1f",
         obj.name,
         ",".join(fields),
         page.records_scanned,
         page.total_groups,
         rekeyed,
+        refresh,
         (time.perf_counter() - started) * 1000,
     )
     return Detection(groups, page.total_groups, page.records_scanned)
 
 
-def _group(
-    obj: ObjectMeta, group: repo.GroupRow, rows: dict[UUID, Any]
-) -> DuplicateGroup:
+def _group(group: repo.GroupRow, shown: dict[UUID, dict[str, Any]]) -> DuplicateGroup:
+    # A record still missing after every attempt is left out rather than failing
+    # the whole detection; record_count keeps the size the group was found with.
     return DuplicateGroup(
-        records=[to_api(obj, rows[record_id]) for record_id in group.shown_ids],
+        records=[shown[i] for i in group.shown_ids if i in shown],
         match_reason=group.match_reasons[0],
         match_reasons=list(group.match_reasons),
         match_value=group.match_value,
