@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
 
 from app.services import accounts
 from app.sql import quote_ident
@@ -318,6 +319,20 @@ async def test_a_token_sees_its_own_organization_only(
     assert payload["records_scanned"] == 0
     payload = await detect_contacts(client, world.globex)
     assert payload["total_groups"] == 1
+
+
+async def test_a_detection_is_counted_in_the_metrics(
+    client: Client, world: World
+) -> None:
+    def runs() -> float:
+        value = REGISTRY.get_sample_value(
+            "dupes_detect_duration_seconds_count", {"object_name": "companies"}
+        )
+        return value or 0.0
+
+    before = runs()
+    await detect(client, world.acme, object_name="companies")
+    assert runs() == before + 1
 
 
 # --- section 3: the keys --------------------------------------------------------

@@ -8,7 +8,6 @@ rows into groups of records.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,13 +19,13 @@ import asyncpg
 from app.auth import Principal
 from app.db import Database
 from app.errors import ValidationFailed
+from app.logs import event
 from app.matching.normalize import MATCH_FIELDS, MatchField
 from app.metadata import ModelCache, ObjectMeta
+from app.metrics import observe_detect
 from app.repository import detect as repo
 from app.services.keys import rekey_stale
 from app.services.serialize import record_columns, to_api
-
-log = logging.getLogger("dupes.detect")
 
 #: A group lists at most this many records; `record_count` still gives its size.
 RECORDS_PER_GROUP = 100
@@ -138,7 +137,7 @@ async def refresh_shared_keys(
         status = await repo.shared_keys_status(conn, schema, obj, rebuild_at)
         if not status.built or status.pending >= rebuild_at:
             await repo.rebuild_shared_keys(conn, schema, obj, REBUILD_TIMEOUT)
-            log.info("shared keys rebuilt object=%s schema=%s", obj.name, schema)
+            event("detect.shared_keys_rebuilt", object=obj.name)
             return "rebuilt"
         if status.pending == 0:
             return "fresh"
@@ -200,15 +199,18 @@ async def detect(
     # A record shown in several groups is serialized once.
     shown = {record_id: to_api(obj, row) for record_id, row in rows.items()}
     groups = [_group(group, shown) for group in page.groups]
-    log.info(
-        "detect object=%s fields=%s scanned=%d groups=%d rekeyed=%d shared=%s ms=%.1f",
-        obj.name,
-        ",".join(fields),
-        page.records_scanned,
-        page.total_groups,
-        rekeyed,
-        refresh,
-        (time.perf_counter() - started) * 1000,
+    seconds = time.perf_counter() - started
+    observe_detect(obj.name, seconds)
+    event(
+        "detect.done",
+        object=obj.name,
+        fields=",".join(fields),
+        window=window,
+        scanned=page.records_scanned,
+        groups=page.total_groups,
+        rekeyed=rekeyed,
+        shared_keys=refresh,
+        duration_ms=round(seconds * 1000, 1),
     )
     return Detection(groups, page.total_groups, page.records_scanned)
 
