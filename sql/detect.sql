@@ -1,5 +1,5 @@
 -- Detection reads shared_keys: one row per key that two records or more hold, with
--- its holders listed oldest first (migrations/org/0004_detect_shared_keys.sql says
+-- its holders listed oldest first (migrations/org/0002_detect_shared_keys.sql says
 -- why). The first queries keep it up to date from the change log; each of the two
 -- detect_groups queries then finds the groups of a request in one round trip.
 --

@@ -60,7 +60,7 @@ def _group(row: asyncpg.Record) -> GroupRow:
         record_count=row["record_count"],
         match_reasons=reasons_of(row["reason_bits"]),
         match_value=first_reason[1:],
-        shown_ids=tuple(row["shown_ids"]),
+        shown_ids=tuple(row["shown_ids"] or ()),
     )
 
 
