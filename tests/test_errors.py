@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.web.app import create_app
+from app.web.keys import DATABASE
 from tests.conftest import World, make_settings
 from tests.proxy import PgProxy
 from tests.support import bearer, error_code
@@ -165,3 +166,18 @@ async def test_lost_database_is_503_and_the_service_recovers(
                 break
             await asyncio.sleep(0.1)
         assert statuses == [200, 200]
+
+
+async def test_statement_timeout_is_503_not_500(db_dsn: str) -> None:
+    app = create_app(make_settings(db_dsn, statement_timeout_ms=50), db_dsn)
+
+    async def slow(request: web.Request) -> web.Response:
+        async with request.app[DATABASE].connection() as conn:
+            await conn.execute("SELECT pg_sleep(2)")
+        return web.json_response({})
+
+    app.router.add_get("/slow", slow)
+    async with TestClient(TestServer(app)) as test_client:
+        response = await test_client.get("/slow")
+        assert response.status == 503
+        assert error_code(await response.json()) == "UNAVAILABLE"

@@ -239,3 +239,45 @@ def test_business_event_is_an_info_line_with_its_counts_and_request_context(
     assert merge["organization"] == "acme"
     assert demo["contacts"] == 10
     assert "request_id" not in demo
+
+
+async def test_a_merge_through_the_api_is_counted_in_the_metrics(
+    client: Client, world: World
+) -> None:
+    headers = bearer(world.acme.admin_token)
+    ids = []
+    for _ in range(3):
+        response = await client.post(
+            "/api/v1/records/contacts",
+            json={"first_name": "Ada", "last_name": "Byron"},
+            headers=headers,
+        )
+        assert response.status == 201
+        ids.append((await response.json())["id"])
+    before = await scrape(client)
+
+    response = await client.post(
+        "/api/v1/duplicates",
+        json={
+            "action": "merge",
+            "object_name": "contacts",
+            "master_id": ids[0],
+            "duplicate_ids": ids[1:],
+        },
+        headers=headers,
+    )
+    assert response.status == 200
+
+    after = await scrape(client)
+    merged = {"object_name": "contacts"}
+    assert (
+        sample(after, "dupes_records_merged_total", **merged)
+        - sample(before, "dupes_records_merged_total", **merged)
+        == 2
+    )
+    timed = {"object_name": "contacts", "mode": "merge"}
+    assert (
+        sample(after, "dupes_merge_duration_seconds_count", **timed)
+        - sample(before, "dupes_merge_duration_seconds_count", **timed)
+        == 1
+    )

@@ -26,6 +26,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -40,6 +41,7 @@ from app.db import Database
 from app.errors import Conflict, RecordNotFound
 from app.logs import event
 from app.metadata import ModelCache, ObjectMeta
+from app.metrics import observe_merge
 from app.repository import merge as repo
 from app.repository.merge import ForeignKey, MergeContention, UniqueIndex
 from app.services import keys
@@ -513,6 +515,7 @@ async def merge(
     async with db.connection() as conn:
         model = await models.get(conn, principal.org_id)
     obj = model.object(command.object_name)
+    started = time.perf_counter()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             report = await _merge_once(db, principal, obj, command)
@@ -522,6 +525,12 @@ async def merge(
                 raise
             await asyncio.sleep(random.uniform(0, _RETRY_PAUSE * attempt))
             continue
+        observe_merge(
+            obj.name,
+            time.perf_counter() - started,
+            report.duplicates_deleted,
+            dry_run=command.dry_run,
+        )
         event(
             "merge.dry_run" if command.dry_run else "merge.done",
             object=obj.name,

@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from app.auth import require_admin
@@ -82,6 +83,13 @@ async def errors_middleware(
         if isinstance(exc, web.HTTPMethodNotAllowed):
             extra["Allow"] = ", ".join(sorted(exc.allowed_methods))
         return error_response(_from_http_exception(exc, request), request_id, extra)
+    except asyncpg.QueryCanceledError as exc:
+        # The statement timeout: the database is there but too busy to answer.
+        log.warning("query cancelled: %s", exc)
+        return error_response(
+            Unavailable("the database did not answer in time; try again shortly"),
+            request_id,
+        )
     except Exception as exc:
         if is_connection_error(exc):
             log.warning("database unavailable: %s", exc)
