@@ -174,6 +174,9 @@ class TokenAuthenticator:
 
     def _forget(self, payload: str) -> None:
         self._generation += 1
+        # A reactivated user's tokens may sit in the cache as unknown: drop those too.
+        for digest in [d for d, e in self._cache.items() if e.principal is None]:
+            del self._cache[digest]
         kind, _, raw_id = payload.partition(":")
         try:
             changed = UUID(raw_id)

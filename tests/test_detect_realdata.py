@@ -40,7 +40,7 @@ class Score:
     recall: float
 
 
-# Measured on the shared data set with the rules of behaviour.md section 3.
+# Measured on the shared data set with the matching rules of the README.
 EXPECTED = {
     "name": Score(groups=906, pairs=1992, correct=1836, precision=0.922, recall=0.278),
     "phone": Score(groups=746, pairs=6010, correct=5061, precision=0.842, recall=0.766),

@@ -1,4 +1,4 @@
-"""Match key rules of the behaviour spec, section 3, pinned one by one."""
+"""The match key rules, pinned one by one."""
 
 import string
 from collections.abc import Callable

@@ -1,4 +1,4 @@
-"""Turn raw field values into match keys (behaviour spec, section 3).
+"""Turn raw field values into match keys: the one place the matching rules live.
 
 Every function here is pure and total: any input, of any type, gives either a key or
 ``None``, never an exception, because one odd value typed into a CRM must not fail a

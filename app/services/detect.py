@@ -1,4 +1,4 @@
-"""Detect: the duplicate groups of one object, as behaviour.md section 4 defines them.
+"""Detect: the duplicate groups of one object, as the duplicates contract defines them.
 
 The grouping itself happens in PostgreSQL (`sql/detect.sql`) over `shared_keys`, the
 match keys that two records or more hold. This module checks the request against the
