@@ -198,10 +198,9 @@ def decode_cursor(object_name: str, cursor: str) -> tuple[datetime, UUID]:
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return LIMIT_DEFAULT
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
+    # ASCII digits only: int() would also take "+5", " 5", "5_0" and other scripts'
+    # digits.
+    limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 4 else 0
     if not 1 <= limit <= LIMIT_MAX:
         raise ValidationFailed(f"limit must be an integer from 1 to {LIMIT_MAX}")
     return limit

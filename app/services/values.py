@@ -41,10 +41,12 @@ NUMBER_MAX_PLACES = 20
 # Fields the service writes itself; a body may not set them.
 READ_ONLY = frozenset({"id", "created_at", "updated_at"})
 
+# Matched with fullmatch: `$` would also accept a trailing line break, and `\d` any
+# Unicode digit, neither of which the parsers behind these patterns take.
 _UUID = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _LIST_SEPARATOR = re.compile(r"[;\n]")
 _ITEM_TYPE = {"email_list": "email", "phone_list": "phone"}
 _NULL_WHEN_BLANK = frozenset({"number", "date", "relation"})
@@ -70,7 +72,7 @@ def is_blank(value: Any) -> bool:
 
 def parse_uuid(text: str) -> UUID | None:
     """A UUID in its usual 36-character form, or None."""
-    if not isinstance(text, str) or not _UUID.match(text):
+    if not isinstance(text, str) or not _UUID.fullmatch(text):
         return None
     return UUID(text)
 
@@ -116,7 +118,9 @@ def _number(value: Any) -> Decimal:
     number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     if not number.is_finite():
         raise FieldProblem("must be a finite number")
-    if abs(number) >= NUMBER_MAX_ABS:
+    # copy_abs, not abs(): abs() rounds to the context and overflows (an exception)
+    # on an exponent such as 1e999999999.
+    if number.copy_abs() >= NUMBER_MAX_ABS:
         raise FieldProblem("must be smaller than 10^18 in magnitude")
     digits = number.as_tuple()
     if len(digits.digits) > NUMBER_MAX_DIGITS:
@@ -127,7 +131,7 @@ def _number(value: Any) -> Decimal:
 
 
 def _date(value: Any) -> date:
-    if not isinstance(value, str) or not _DATE.match(value):
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise FieldProblem("must be a date written YYYY-MM-DD")
     try:
         return date.fromisoformat(value)

@@ -13,6 +13,7 @@ from app.auth import require_admin
 from app.db import is_connection_error
 from app.errors import (
     AppError,
+    Conflict,
     MethodNotAllowed,
     PayloadTooLarge,
     RouteNotFound,
@@ -83,6 +84,14 @@ async def errors_middleware(
         if isinstance(exc, web.HTTPMethodNotAllowed):
             extra["Allow"] = ", ".join(sorted(exc.allowed_methods))
         return error_response(_from_http_exception(exc, request), request_id, extra)
+    except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+        # A write that lost a lock race to another request (a PATCH of a note while a
+        # merge re-points it); merges retry their own, anything else asks the client.
+        log.warning("transaction lost a race: %s", exc)
+        return error_response(
+            Conflict("another request changed these records at the same time; retry"),
+            request_id,
+        )
     except asyncpg.QueryCanceledError as exc:
         # The statement timeout: the database is there but too busy to answer.
         log.warning("query cancelled: %s", exc)

@@ -62,6 +62,11 @@ async def read_json(request: web.Request) -> Any:
         raise PayloadTooLarge(
             f"request body exceeds {request.client_max_size} bytes"
         ) from exc
+    except web.RequestPayloadError as exc:
+        # A body that cannot be decoded, such as broken gzip under Content-Encoding.
+        raise ValidationFailed(
+            "request body cannot be decoded; check its Content-Encoding"
+        ) from exc
     if not raw.strip():
         raise ValidationFailed("request body is empty; send a JSON object")
     try:
