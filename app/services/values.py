@@ -26,7 +26,7 @@ from app.errors import ValidationFailed
 from app.matching.normalize import email_key
 from app.metadata import FieldMeta, ObjectMeta
 
-# Lengths in characters. Phone and LinkedIn limits come from the behaviour spec; the
+# Lengths in characters. Phone and LinkedIn limits come from the API contract; the
 # others are generous bounds on what a person types into one CRM field.
 TEXT_MAX = 10_000
 EMAIL_MAX = 512
