@@ -25,7 +25,7 @@ from uuid import UUID
 
 import asyncpg
 
-from app.db import CONNECTION_ERRORS, Database
+from app.db import CONNECTION_ERRORS, Database, Moment
 from app.errors import PermissionDenied, Unauthorized
 from app.sql import sql
 
@@ -98,10 +98,20 @@ def require_admin(principal: Principal) -> None:
         raise PermissionDenied("this action requires an admin token")
 
 
+def _expired(expires_at: Moment | None) -> bool:
+    if expires_at is None:
+        return False
+    if isinstance(expires_at, str):
+        # PostgreSQL's text for a moment Python cannot hold: 'infinity' and years
+        # past 9999 lie ahead; '-infinity' and dates before Christ have passed.
+        return expires_at.startswith("-") or expires_at.endswith("BC")
+    return expires_at <= datetime.now(UTC)
+
+
 @dataclass(slots=True)
 class _Entry:
     principal: Principal | None
-    expires_at: datetime | None
+    expires_at: Moment | None
     cached_until: float
 
 
@@ -144,7 +154,7 @@ class TokenAuthenticator:
             entry = await self._load(digest, now)
         if entry.principal is None:
             raise Unauthorized("unknown, revoked or inactive API token")
-        if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
+        if _expired(entry.expires_at):
             raise Unauthorized("the API token has expired")
         return entry.principal
 

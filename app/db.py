@@ -12,6 +12,7 @@ import logging
 import os
 import warnings
 from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -118,6 +119,46 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
     )
+    # Dates and timestamps travel as text so that every value PostgreSQL can hold
+    # reads back: rows written by other systems may hold 'infinity', a date before
+    # Christ or a year past 9999, none of which Python's types can carry.
+    await conn.set_type_codec(
+        "date",
+        encoder=_moment_text,
+        decoder=_decode_date,
+        schema="pg_catalog",
+        format="text",
+    )
+    await conn.set_type_codec(
+        "timestamptz",
+        encoder=_moment_text,
+        decoder=_decode_timestamptz,
+        schema="pg_catalog",
+        format="text",
+    )
+
+
+# A date or timestamp as read from the database: a Python value where one can carry
+# it, otherwise PostgreSQL's own text for it ("infinity", "0044-03-15 BC", ...).
+Moment = datetime | date | str
+
+
+def _moment_text(value: Moment) -> str:
+    return value if isinstance(value, str) else value.isoformat()
+
+
+def _decode_date(text: str) -> date | str:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def _decode_timestamptz(text: str) -> datetime | str:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return text
 
 
 def _json_dumps(value: Any) -> str:
@@ -143,6 +184,9 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
             # Queries here are short and planned once; JIT only adds start-up time.
             "jit": "off",
             "statement_timeout": str(settings.statement_timeout_ms),
+            # The text form of dates and timestamps that the codecs above read.
+            "DateStyle": "ISO, YMD",
+            "TimeZone": "UTC",
         },
         statement_cache_size=1024,
     )

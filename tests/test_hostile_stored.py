@@ -4,6 +4,7 @@ and importing over them is never a server error."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from uuid import UUID
@@ -32,7 +33,14 @@ ODD_CONTACTS: list[dict[str, Any]] = [
     {"linkedin_url": "https://linkedin.com/in/" + "%F0%9F" * 300},
 ]
 ODD_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "0.1e-200"]
-ODD_DATES = ["infinity", "-infinity", "0001-01-01", "9999-12-31"]
+ODD_DATES = [
+    "infinity",
+    "-infinity",
+    "0001-01-01",
+    "9999-12-31",
+    "10000-01-01",
+    "0044-03-15 BC",
+]
 
 
 async def _arrange(rows: Rows) -> tuple[list[UUID], list[UUID]]:
@@ -88,6 +96,12 @@ async def test_odd_stored_values_are_read_listed_and_filtered_without_error(
         None,
         1e-201,
     ]
+    # Dates Python cannot hold are shown as PostgreSQL writes them, never altered.
+    dates = [
+        (await send(client, "GET", f"/api/v1/records/opportunities/{i}", token))[1]
+        for i in opportunities[len(ODD_NUMBERS) :]
+    ]
+    assert [record["close_date"] for record in dates] == ODD_DATES
     for query in ("amount=1", "close_date=2024-01-01", "additional_emails=a@x.test"):
         object_name = "contacts" if "emails" in query else "opportunities"
         status, body = await send(
@@ -156,3 +170,94 @@ async def test_odd_stored_values_do_not_break_import_or_updates(
             )
             not_a_server_error(status, body)
             assert status == 200, body
+
+
+ODD_MOMENTS = [
+    "-infinity",
+    "0044-03-15 12:00:00+00 BC",
+    "2024-05-01 00:00:00+00",
+    "20000-01-01 00:00:00+00",
+    "infinity",
+]
+
+
+async def test_odd_timestamps_are_listed_in_order_and_paged_through(
+    client: Client, world: World, rows: Rows
+) -> None:
+    """Every record is listed once, oldest first, whatever its `created_at` holds."""
+    ids = []
+    for moment in reversed(ODD_MOMENTS):
+        record_id = await rows.contact(first_name=moment)
+        await rows.conn.execute(
+            f"UPDATE {rows.table('contacts')} "
+            "SET created_at = $1::text::timestamptz, "
+            "updated_at = $1::text::timestamptz WHERE id = $2",
+            moment,
+            record_id,
+        )
+        ids.insert(0, str(record_id))
+    token = world.acme.member_token
+    seen: list[dict[str, Any]] = []
+    path = "/api/v1/records/contacts?limit=1"
+    while path:
+        status, body = await send(client, "GET", path, token)
+        assert status == 200, body
+        assert body["total"] == len(ODD_MOMENTS)
+        seen.extend(body["data"])
+        cursor = body["nextCursor"]
+        path = f"/api/v1/records/contacts?limit=1&cursor={cursor}" if cursor else ""
+    assert [record["id"] for record in seen] == ids
+    assert [record["created_at"] for record in seen] == [
+        "-infinity",
+        "0044-03-15 12:00:00+00 BC",
+        "2024-05-01T00:00:00Z",
+        "20000-01-01 00:00:00+00",
+        "infinity",
+    ]
+    status, body = await send(
+        client, "GET", f"/api/v1/records/contacts/{ids[0]}", token
+    )
+    assert status == 200, body
+    assert body["updated_at"] == "-infinity"
+
+
+async def test_a_cursor_with_a_timestamp_postgresql_refuses_is_a_400(
+    client: Client, world: World
+) -> None:
+    for moment in ("999999-01-01 00:00:00+00", "2024-13-45 00:00:00+00"):
+        raw = json.dumps(["contacts", moment, str(UUID(int=1))]).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        status, body = await send(
+            client,
+            "GET",
+            f"/api/v1/records/contacts?cursor={cursor}",
+            world.acme.member_token,
+        )
+        assert status == 400, body
+        assert body["error"]["code"] == "VALIDATION_ERROR"
+
+
+@pytest.mark.parametrize(
+    ("expires_at", "status"),
+    [
+        ("infinity", 200),
+        ("20000-01-01", 200),
+        ("-infinity", 401),
+        ("0001-01-01 BC", 401),
+    ],
+)
+async def test_token_expiry_postgresql_holds_but_python_cannot(
+    client: Client,
+    conn: asyncpg.Connection,
+    world: World,
+    expires_at: str,
+    status: int,
+) -> None:
+    await conn.execute(
+        "UPDATE dupes_core.api_tokens t SET expires_at = $1::text::timestamptz "
+        "FROM dupes_core.users u WHERE u.id = t.user_id AND u.email = $2",
+        expires_at,
+        world.acme.member_email,
+    )
+    answer, body = await send(client, "GET", "/api/v1/me", world.acme.member_token)
+    assert answer == status, body

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from app.db import Moment
 from app.errors import RecordNotFound, ValidationFailed
 from app.metadata import LinkMeta, ObjectMeta
 from app.services.serialize import record_columns
@@ -124,7 +124,7 @@ async def page(
     conn: asyncpg.Connection,
     schema: str,
     obj: ObjectMeta,
-    after: tuple[datetime, UUID],
+    after: tuple[Moment, UUID],
     limit: int,
     filter_names: Sequence[str],
     filter_json: str,

@@ -15,6 +15,7 @@ import phonenumbers
 
 from app import migrations
 from app.auth import Role, display_prefix, generate_token, hash_token
+from app.db import Moment
 from app.errors import Conflict, NotFoundInCli, ValidationFailed
 from app.repository import core as repo
 from app.sql import sql
@@ -142,9 +143,9 @@ async def list_tokens(
             "user": row["email"],
             "role": row["role"],
             "organization": row["org_name"],
-            "created_at": row["created_at"].isoformat(),
-            "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
-            "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
+            "created_at": _moment(row["created_at"]),
+            "expires_at": _moment(row["expires_at"]),
+            "revoked_at": _moment(row["revoked_at"]),
         }
         for row in await repo.list_tokens(conn, org_name)
     ]
@@ -158,7 +159,7 @@ async def revoke_token(conn: asyncpg.Connection, token_id: str) -> dict[str, Any
     row = await repo.revoke_token(conn, parsed)
     if row is None:
         raise NotFoundInCli(f"no token with id {token_id}")
-    return {"id": str(row["id"]), "revoked_at": row["revoked_at"].isoformat()}
+    return {"id": str(row["id"]), "revoked_at": _moment(row["revoked_at"])}
 
 
 async def set_user_active(
@@ -191,3 +192,9 @@ async def bootstrap(conn: asyncpg.Connection) -> IssuedToken | None:
         return None
     await create_user(conn, DEFAULT_ORG, DEFAULT_ADMIN_EMAIL, "admin")
     return await create_token(conn, DEFAULT_ADMIN_EMAIL)
+
+
+def _moment(value: Moment | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from uuid import UUID
 import asyncpg
 
 from app.auth import Principal
-from app.db import Database
+from app.db import Database, Moment
 from app.errors import InvalidObject, RecordNotFound, ValidationFailed
 from app.logs import event
 from app.metadata import LinkMeta, ModelCache, ObjectMeta, OrgModel
@@ -32,8 +33,13 @@ from app.services.serialize import json_value, to_api
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
 BATCH_MAX = 100
-# The keyset position before every record: the first page starts here.
-_START = (datetime.fromisoformat("0001-01-01T00:00:00+00:00"), UUID(int=0))
+# The keyset position before every record, where the first page starts: rows written
+# by other systems may carry any timestamp PostgreSQL holds, '-infinity' included.
+_START: tuple[Moment, UUID] = ("-infinity", UUID(int=0))
+# PostgreSQL's text for a timestamp Python cannot hold, as a cursor may carry it.
+_PG_MOMENT = re.compile(
+    r"-?infinity|\d{4,6}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?\+00( BC)?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,20 +174,24 @@ async def get_record(
     return record
 
 
-def encode_cursor(object_name: str, created_at: datetime, rid: UUID) -> str:
-    raw = json.dumps([object_name, created_at.isoformat(), str(rid)])
+_MALFORMED_CURSOR = (
+    "cursor is malformed; pass the nextCursor of a previous page unchanged"
+)
+
+
+def encode_cursor(object_name: str, created_at: Moment, rid: UUID) -> str:
+    moment = created_at if isinstance(created_at, str) else created_at.isoformat()
+    raw = json.dumps([object_name, moment, str(rid)])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(object_name: str, cursor: str) -> tuple[datetime, UUID]:
+def decode_cursor(object_name: str, cursor: str) -> tuple[Moment, UUID]:
     """The keyset position a cursor holds, or 400 for anything this did not issue."""
-    problem = ValidationFailed(
-        "cursor is malformed; pass the nextCursor of a previous page unchanged"
-    )
+    problem = ValidationFailed(_MALFORMED_CURSOR)
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        name, moment, rid = json.loads(raw)
-        position = (datetime.fromisoformat(moment), UUID(rid))
+        name, text, rid = json.loads(raw)
+        position = (_cursor_moment(text), UUID(rid))
     except (
         binascii.Error,
         ValueError,
@@ -190,9 +200,18 @@ def decode_cursor(object_name: str, cursor: str) -> tuple[datetime, UUID]:
         RecursionError,
     ) as exc:
         raise problem from exc
-    if name != object_name or position[0].tzinfo is None:
+    if name != object_name:
         raise problem
     return position
+
+
+def _cursor_moment(text: str) -> Moment:
+    if _PG_MOMENT.fullmatch(text):
+        return text
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("a cursor's timestamp has a time zone")
+    return moment
 
 
 def parse_limit(raw: str | None) -> int:
@@ -245,9 +264,15 @@ async def list_records(
         after = decode_cursor(obj.name, cursor) if cursor is not None else _START
         wanted = _filters(obj, filters)
         filter_json = values.dump_json(wanted)
-        rows = await repo.page(
-            conn, scope.schema, obj, after, limit + 1, list(wanted), filter_json
-        )
+        try:
+            rows = await repo.page(
+                conn, scope.schema, obj, after, limit + 1, list(wanted), filter_json
+            )
+        except asyncpg.DataError as exc:
+            # A cursor's timestamp in PostgreSQL's own text that it then refuses.
+            if cursor is None:
+                raise
+            raise ValidationFailed(_MALFORMED_CURSOR) from exc
         total = await repo.count(conn, scope.schema, obj, list(wanted), filter_json)
     shown = rows[:limit]
     next_cursor = None
