@@ -36,6 +36,7 @@ from app.services import accounts
 from app.services.accounts import IssuedToken
 from app.settings import Settings
 from app.web.app import create_app
+from app.web.protocol import AppRunner
 
 log = logging.getLogger("dupes.server")
 
@@ -125,7 +126,7 @@ async def run_worker(
         if parent_pid is not None
         else None
     )
-    runner = web.AppRunner(
+    runner = AppRunner(
         factory(settings, dsn),
         handle_signals=False,
         access_log=None,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import sys
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 
@@ -82,3 +84,24 @@ async def serving(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+async def exchange(port: int, data: bytes) -> tuple[int, dict[str, str], Any]:
+    """Sends raw bytes; returns the status, headers and JSON body of the answer.
+
+    It reads until the server closes the connection, so it also shows that it does.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in header_lines)
+    }
+    return int(status_line.split()[1]), headers, json.loads(body)

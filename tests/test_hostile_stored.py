@@ -185,7 +185,7 @@ async def test_odd_timestamps_are_listed_in_order_and_paged_through(
     client: Client, world: World, rows: Rows
 ) -> None:
     """Every record is listed once, oldest first, whatever its `created_at` holds."""
-    ids = []
+    ids: list[str] = []
     for moment in reversed(ODD_MOMENTS):
         record_id = await rows.contact(first_name=moment)
         await rows.conn.execute(

@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 
 from app import migrations
-from tests.processes import dupes_env, free_port, run_cli
+from tests.processes import dupes_env, exchange, free_port, run_cli
 from tests.support import bearer, with_database
 
 WORKER_HEADER = "X-Worker-PID"
@@ -145,6 +145,10 @@ async def test_two_workers_answer_on_one_port_after_one_migration_and_stop_clean
         ) == len(org)
         assert await conn.fetchval("SELECT count(*) FROM dupes_core.organizations") == 1
         assert printed.count("First start") == 1
+
+        # Requests the HTTP parser refuses are answered in the JSON error shape too.
+        status, _, body = await exchange(port, b"GARBAGE / HTTP/1.1\r\n\r\n")
+        assert (status, body["error"]["code"]) == (400, "VALIDATION_ERROR")
 
         # A request is held in flight by a lock on the token table, then SIGTERM.
         transaction = locker.transaction()
