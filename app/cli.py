@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app import migrations
-from app.db import open_connection
+from app.db import embedded_running, open_connection, stop_embedded
 from app.errors import AppError, NotFoundInCli
 from app.logs import configure as configure_logging
 from app.services import accounts
@@ -260,7 +260,16 @@ def main(argv: list[str] | None = None) -> int:
             code: int = args.sync_func(args, settings)
             return code
         func: Command = args.func
-        return asyncio.run(func(args, settings))
+        # A command that had to start the embedded PostgreSQL stops it again when it
+        # is done; one already running (a `dupes serve`, say) is left as it was.
+        starts_embedded = settings.database_url is None and not embedded_running(
+            settings.data_dir
+        )
+        try:
+            return asyncio.run(func(args, settings))
+        finally:
+            if starts_embedded and embedded_running(settings.data_dir):
+                stop_embedded(settings.data_dir)
     except (AppError, NotFoundInCli, migrations.MigrationError) as exc:
         message = exc.message if isinstance(exc, AppError) else str(exc)
         if args.json:

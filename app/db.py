@@ -75,6 +75,11 @@ def start_embedded(data_dir: Path) -> str:
     return str(server.get_uri())
 
 
+def embedded_running(data_dir: Path) -> bool:
+    """Whether the embedded PostgreSQL of `data_dir` is up (or was not shut down)."""
+    return (data_dir.expanduser().resolve() / "pgdata" / "postmaster.pid").exists()
+
+
 def stop_embedded(data_dir: Path) -> None:
     """Stops the embedded PostgreSQL of `data_dir` (fast mode: sessions end now)."""
     with warnings.catch_warnings():

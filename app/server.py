@@ -30,7 +30,7 @@ import asyncpg
 from aiohttp import web
 
 from app import migrations
-from app.db import resolve_dsn, stop_embedded
+from app.db import embedded_running, resolve_dsn, stop_embedded
 from app.logs import configure as configure_logging
 from app.services import accounts
 from app.services.accounts import IssuedToken
@@ -81,12 +81,6 @@ def first_start_banner(issued: IssuedToken, settings: Settings) -> str:
             "",
         ]
     )
-
-
-def _embedded_running(settings: Settings) -> bool:
-    return (
-        settings.data_dir.expanduser().resolve() / "pgdata" / "postmaster.pid"
-    ).exists()
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -311,7 +305,9 @@ def serve(settings: Settings, workers: int = 1) -> int:
             file=sys.stderr,
         )
         return 1
-    started_embedded = settings.database_url is None and not _embedded_running(settings)
+    started_embedded = settings.database_url is None and not embedded_running(
+        settings.data_dir
+    )
     dsn = resolve_dsn(settings)
     try:
         issued = asyncio.run(prepare_database(dsn, settings))

@@ -12,6 +12,7 @@ import aiohttp
 import asyncpg
 
 from app.auth import hash_token
+from app.db import embedded_running, start_embedded, stop_embedded
 from tests.conftest import World
 from tests.processes import dupes_env, free_port, run_cli, serving
 from tests.support import bearer
@@ -152,3 +153,29 @@ async def test_shared_options_work_before_or_after_the_subcommand(
     assert before[0] == after[0] == 0, (before, after)
     assert json.loads(before[1]) == json.loads(after[1])
     assert {org["name"] for org in json.loads(before[1])} == {"acme", "globex"}
+
+
+async def test_a_command_stops_the_embedded_postgres_it_started_and_no_other(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    env = dupes_env()
+
+    code, out, err = await run_cli(
+        "org", "create", "solo", "--data-dir", str(data_dir), "--json", env=env
+    )
+    assert code == 0, err
+    assert json.loads(out)["name"] == "solo"
+    assert not embedded_running(data_dir)
+
+    # Running already, as under `dupes serve`: the command leaves it running.
+    await asyncio.to_thread(start_embedded, data_dir)
+    try:
+        code, out, err = await run_cli(
+            "org", "list", "--data-dir", str(data_dir), "--json", env=env
+        )
+        assert code == 0, err
+        assert {org["name"] for org in json.loads(out)} == {"solo"}
+        assert embedded_running(data_dir)
+    finally:
+        await asyncio.to_thread(stop_embedded, data_dir)
