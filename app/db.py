@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
+import struct
 import warnings
 from collections.abc import AsyncIterator, Callable
 from datetime import date, datetime
@@ -40,6 +42,16 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
 )
+
+
+# The session settings every connection of the service runs with.
+SERVER_SETTINGS = {
+    # Queries here are short and planned once; JIT only adds start-up time.
+    "jit": "off",
+    # The text form of timestamps that the timestamptz codec reads.
+    "DateStyle": "ISO, YMD",
+    "TimeZone": "UTC",
+}
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -105,7 +117,8 @@ async def open_connection(
 ) -> asyncpg.Connection:
     """One connection for a command-line tool, to the database the server uses,
     brought to the latest version first so that every command works on a fresh data
-    folder too."""
+    folder too. It keeps asyncpg's own codecs, binary for every type, which the bulk
+    COPY of `dupes import` and `dupes demo` (timestamps included) needs."""
     from app import migrations
 
     dsn = await asyncio.to_thread(resolve_dsn, settings)
@@ -124,15 +137,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
     )
-    # Dates and timestamps travel as text so that every value PostgreSQL can hold
-    # reads back: rows written by other systems may hold 'infinity', a date before
-    # Christ or a year past 9999, none of which Python's types can carry.
+    # Rows written by other systems may hold dates and timestamps that Python's types
+    # cannot carry: 'infinity', a date before Christ, a year past 9999. Such values
+    # read back as PostgreSQL's own text for them. Dates keep the binary format, which
+    # COPY needs; timestamps, never copied, travel as text.
     await conn.set_type_codec(
         "date",
-        encoder=_moment_text,
+        encoder=_encode_date,
         decoder=_decode_date,
         schema="pg_catalog",
-        format="text",
+        format="binary",
     )
     await conn.set_type_codec(
         "timestamptz",
@@ -147,16 +161,50 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 # it, otherwise PostgreSQL's own text for it ("infinity", "0044-03-15 BC", ...).
 Moment = datetime | date | str
 
+# PostgreSQL's binary date: days since 2000-01-01 as a signed 32-bit integer, with
+# the two extremes standing for the infinities.
+_DATE = struct.Struct("!i")
+_PG_EPOCH = date(2000, 1, 1).toordinal()
+_DATE_INFINITIES = {"infinity": 2**31 - 1, "-infinity": -(2**31)}
+# The Gregorian calendar repeats every 400 years, which are 146,097 days: a date
+# outside Python's years 1 to 9999 is moved into them by whole cycles and back.
+_CYCLE_DAYS = 146_097
+_DATE_TEXT = re.compile(r"(\d{4,})-(\d{2})-(\d{2})( BC)?")
+
+
+def _encode_date(value: date | str) -> bytes:
+    if isinstance(value, date):
+        return _DATE.pack(value.toordinal() - _PG_EPOCH)
+    if value in _DATE_INFINITIES:
+        return _DATE.pack(_DATE_INFINITIES[value])
+    match = _DATE_TEXT.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a date: {value!r}")
+    year = int(match[1])
+    if match[4]:
+        year = 1 - year  # 1 BC is year 0
+    cycles, year_in_range = divmod(year - 1, 400)
+    ordinal = date(year_in_range + 1, int(match[2]), int(match[3])).toordinal()
+    return _DATE.pack(ordinal + cycles * _CYCLE_DAYS - _PG_EPOCH)
+
+
+def _decode_date(data: bytes) -> date | str:
+    (days,) = _DATE.unpack(data)
+    for text, extreme in _DATE_INFINITIES.items():
+        if days == extreme:
+            return text
+    ordinal = days + _PG_EPOCH
+    if 1 <= ordinal <= date.max.toordinal():
+        return date.fromordinal(ordinal)
+    cycles, rest = divmod(ordinal - 1, _CYCLE_DAYS)
+    shifted = date.fromordinal(rest + 1)
+    year = shifted.year + 400 * cycles
+    month_day = f"{shifted.month:02d}-{shifted.day:02d}"
+    return f"{1 - year:04d}-{month_day} BC" if year <= 0 else f"{year}-{month_day}"
+
 
 def _moment_text(value: Moment) -> str:
     return value if isinstance(value, str) else value.isoformat()
-
-
-def _decode_date(text: str) -> date | str:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return text
 
 
 def _decode_timestamptz(text: str) -> datetime | str:
@@ -185,13 +233,9 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
         max_size=settings.pool_max_size,
         init=_init_connection,
         server_settings={
+            **SERVER_SETTINGS,
             "application_name": f"dupes-{os.getpid()}",
-            # Queries here are short and planned once; JIT only adds start-up time.
-            "jit": "off",
             "statement_timeout": str(settings.statement_timeout_ms),
-            # The text form of dates and timestamps that the codecs above read.
-            "DateStyle": "ISO, YMD",
-            "TimeZone": "UTC",
         },
         statement_cache_size=1024,
     )

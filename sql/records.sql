@@ -52,10 +52,15 @@ WHERE id = $1::uuid
 RETURNING id;
 
 -- name: records_existing_ids
--- Which of the given ids are records of this object.
+-- Which of the given ids are records of this object, held until the transaction ends:
+-- FOR KEY SHARE is the lock a foreign key check takes, so a record found here cannot
+-- be deleted (or merged away) before the rows that name it are written, and one being
+-- deleted right now is waited for and then not found.
 SELECT id
 FROM {{schema}}.{{table}}
-WHERE id = ANY($1::uuid[]);
+WHERE id = ANY($1::uuid[])
+ORDER BY id
+FOR KEY SHARE;
 
 -- name: records_page
 -- One page of records after a keyset position, oldest first. The first page starts

@@ -84,6 +84,14 @@ async def test_cli_errors_are_clear_and_exit_nonzero(db_dsn: str) -> None:
         (("org", "create", "acme"), "already exists"),
         (("org", "create", "x", "--phone-region", "ZZ"), "unknown phone region"),
         (("token", "create", "--user", "x@y.z", "--expires-in", "soon"), "duration"),
+        (
+            ("token", "create", "--user", "x@y.z", "--expires-in", "9999999d"),
+            "at most 100 years",
+        ),
+        (
+            ("token", "create", "--user", "x@y.z", "--expires-in", "99999999999d"),
+            "at most 100 years",
+        ),
     ]
     for args, message in cases:
         code, out, err = await run_cli(*args, env=env)

@@ -265,11 +265,22 @@ async def test_object_without_match_fields_cannot_be_matched(
 async def test_field_the_object_cannot_match_on_is_named(
     client: Client, world: World
 ) -> None:
-    body = {"action": "detect", "object_name": "opportunities", "fields": ["phone"]}
+    body = {"action": "detect", "object_name": "opportunities", "fields": ["email"]}
     error = await expect_error(
         client, world.acme.admin_token, body, 400, "VALIDATION_ERROR"
     )
-    assert "phone" in error["message"]
+    assert error["message"].startswith("fields: opportunities cannot match on email")
+    assert error["details"] == [
+        {"field": "fields", "message": "opportunities cannot match on email"}
+    ]
+    body = {"action": "detect", "object_name": "notes", "fields": ["name", "email"]}
+    error = await expect_error(
+        client, world.acme.admin_token, body, 400, "VALIDATION_ERROR"
+    )
+    assert error["details"] == [
+        {"field": "fields", "message": "notes cannot match on email"},
+        {"field": "fields", "message": "notes cannot match on name"},
+    ]
 
 
 @BOTH_QUERIES

@@ -192,6 +192,20 @@ async def test_bad_merge_requests_are_400_and_change_nothing(
     assert await snapshot(conn, world.acme.schema) == before
 
 
+async def test_a_key_given_twice_is_400_and_never_picks_a_value(
+    client: Client, world: World, conn: asyncpg.Connection, rows: Rows
+) -> None:
+    await rows.insert("contacts", id=uuid.UUID(SOME_ID), email="a@x.test")
+    await rows.insert("contacts", id=uuid.UUID(OTHER_ID), email="a@x.test")
+    before = await snapshot(conn, world.acme.schema)
+    fields = json.dumps(merge_body(SOME_ID, [OTHER_ID]))[1:-1]
+    raw = "{" + fields + ', "dry_run": true, "dry_run": false}'
+    status, body = await send(client, "POST", PATH, world.acme.admin_token, raw)
+    assert refused(status, body, 400) == "VALIDATION_ERROR"
+    assert "'dry_run' appears more than once" in body["error"]["message"]
+    assert await snapshot(conn, world.acme.schema) == before
+
+
 async def test_merge_accepts_an_uppercase_uuid_as_the_same_record(
     client: Client, world: World, rows: Rows
 ) -> None:

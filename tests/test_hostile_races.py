@@ -16,6 +16,7 @@ from app.metadata import load_model
 from app.services.keys import record_keys
 from tests.conftest import World
 from tests.hostile_support import Client, not_a_server_error, send
+from tests.support import wait_for_blocked
 from tests.test_merge_support import Rows, merge_body
 
 DUPLICATES = "/api/v1/duplicates"
@@ -372,13 +373,13 @@ async def test_a_write_that_loses_a_deadlock_is_409_and_changes_nothing(
     note = await rows.note("before", contact_id=await rows.contact(email="b@x.test"))
     merger = await asyncpg.connect(db_dsn)
     try:
-        # What a merge does: lock the contact, then re-point the notes. The PATCH that
-        # moves the note to that contact waits for it in between, and starts waiting
-        # first, so PostgreSQL aborts the PATCH when it finds the cycle.
+        # The PATCH holds the contact it names (its relation check locks it, as the
+        # foreign key would) and then waits for the note, which this transaction has
+        # updated; this transaction then asks for the contact. The PATCH started
+        # waiting first, so PostgreSQL aborts it when it finds the cycle.
         async with merger.transaction():
             await merger.execute(
-                f"SELECT 1 FROM {rows.table('contacts')} WHERE id = $1 FOR UPDATE",
-                contact,
+                f"UPDATE {rows.table('notes')} SET body = 'merged' WHERE id = $1", note
             )
             patch = asyncio.create_task(
                 send(
@@ -389,9 +390,10 @@ async def test_a_write_that_loses_a_deadlock_is_409_and_changes_nothing(
                     json.dumps({"body": "after", "contact_id": str(contact)}),
                 )
             )
-            await asyncio.sleep(0.3)
+            await wait_for_blocked(merger, 1)
             await merger.execute(
-                f"UPDATE {rows.table('notes')} SET body = 'merged' WHERE id = $1", note
+                f"SELECT 1 FROM {rows.table('contacts')} WHERE id = $1 FOR UPDATE",
+                contact,
             )
         status, body = await patch
     finally:

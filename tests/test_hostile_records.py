@@ -420,6 +420,8 @@ BAD_QUERIES = [
     "additional_emails=%5B1%5D",
     "additional_emails=%5Bnull%5D",
     "additional_emails=%5B%22a%00%22%5D",
+    # Nested deeper than the JSON parser goes.
+    "additional_emails=" + "%5B" * 1500,
     "id=x",
     "created_at=2024",
 ]

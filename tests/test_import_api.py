@@ -3,6 +3,7 @@ created, and the counts add up to the input."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import World
 from tests.records_support import Api
-from tests.support import bearer, error_code
+from tests.support import bearer, error_code, wait_for_blocked
 
 Client = TestClient[Any, Any]
 
@@ -153,3 +154,67 @@ async def test_import_fifty_records_is_allowed(admin: Api) -> None:
     assert status == 200
     assert result["created"] == 50
     assert result["errors"] == []
+
+
+async def test_import_writes_every_field_type_of_an_object(
+    admin: Api, conn: asyncpg.Connection, world: World
+) -> None:
+    company = await admin.create("companies", name="Acme Rockets")
+    records = [
+        {
+            "name": "Big deal",
+            "amount": 1234.5,
+            "stage": "won",
+            "close_date": "2026-01-31",
+            "company_id": company["id"],
+        },
+        {"name": "Undated deal"},
+    ]
+    status, result = await admin.call(
+        "POST", "/api/v1/import/opportunities", {"records": records}
+    )
+    assert status == 200, result
+    assert (result["created"], result["duplicates"], result["failed"]) == (2, 0, 0)
+    rows = await conn.fetch(
+        f"SELECT name, amount::text AS amount, close_date::text AS close_date "
+        f'FROM "{world.acme.schema}".opportunities ORDER BY name'
+    )
+    assert [tuple(row) for row in rows] == [
+        ("Big deal", "1234.5", "2026-01-31"),
+        ("Undated deal", None, None),
+    ]
+
+
+async def test_a_relation_deleted_during_an_import_fails_only_its_record(
+    admin: Api, conn: asyncpg.Connection, world: World, db_dsn: str
+) -> None:
+    referrer = await admin.create("contacts", first_name="Gone soon")
+    table = f'"{world.acme.schema}".contacts'
+    holder = await asyncpg.connect(db_dsn)
+    try:
+        # Another request is deleting the referrer and has not committed yet.
+        deleting = holder.transaction()
+        await deleting.start()
+        await holder.execute(f"DELETE FROM {table} WHERE id = $1", referrer["id"])
+        importing = asyncio.ensure_future(
+            admin.call(
+                "POST",
+                "/api/v1/import/contacts",
+                {
+                    "records": [
+                        {"first_name": "Kept"},
+                        {"first_name": "Referred", "referred_by_id": referrer["id"]},
+                    ]
+                },
+            )
+        )
+        await wait_for_blocked(holder, 1)
+        await deleting.commit()
+        status, result = await importing
+    finally:
+        await holder.close()
+
+    assert status == 200, result
+    assert (result["created"], result["duplicates"], result["failed"]) == (1, 0, 1)
+    assert [e["index"] for e in result["errors"]] == [1]
+    assert await contact_names(conn, world.acme.schema) == ["Kept"]

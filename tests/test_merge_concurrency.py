@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import World
-from tests.support import error_code
+from tests.support import error_code, wait_for_blocked
 from tests.test_merge_support import Client, Rows, merge_body, post_merge, snapshot
 
 
@@ -188,7 +188,7 @@ async def test_a_deadlock_between_two_merges_is_retried_and_both_succeed(
             post_merge(client, token, merge_body(first_master, [first_duplicate])),
             post_merge(client, token, merge_body(second_master, [second_duplicate])),
         )
-        await _wait_for_waiters(holder, 2)
+        await wait_for_blocked(holder, 2)
         await gate.rollback()
         answers = await racing
     finally:
@@ -203,22 +203,6 @@ async def test_a_deadlock_between_two_merges_is_retried_and_both_succeed(
     assert {r["id"] for r in survivors} == {first_master, second_master}
     for survivor in survivors:
         assert survivor["referred_by_id"] in (first_master, second_master, None)
-
-
-async def _wait_for_waiters(holder: asyncpg.Connection, count: int) -> list[int]:
-    """The backends blocked by `holder`, once there are `count` of them."""
-    for _ in range(600):
-        # Activity is read once per transaction unless the snapshot is cleared.
-        await holder.execute("SELECT pg_stat_clear_snapshot()")
-        pids = await holder.fetch(
-            "SELECT pid FROM pg_stat_activity "
-            "WHERE $1::int = ANY(pg_blocking_pids(pid))",
-            holder.get_server_pid(),
-        )
-        if len(pids) >= count:
-            return [p["pid"] for p in pids]
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"expected {count} blocked backend(s)")
 
 
 async def test_a_connection_killed_mid_merge_changes_nothing_and_answers_503(
@@ -250,7 +234,7 @@ async def test_a_connection_killed_mid_merge_changes_nothing_and_answers_503(
                 merge_body(master, [duplicate], merge_strategy="fill_blanks"),
             )
         )
-        [pid] = await _wait_for_waiters(holder, 1)
+        [pid] = await wait_for_blocked(holder, 1)
         await holder.execute("SELECT pg_stat_clear_snapshot()")
         waiting_on = await holder.fetchval(
             "SELECT query FROM pg_stat_activity WHERE pid = $1", pid
@@ -274,3 +258,46 @@ async def test_a_connection_killed_mid_merge_changes_nothing_and_answers_503(
     )
     assert status == 200, body
     assert await rows.column("opportunity_contacts", "contact_id", link) == master
+
+
+async def test_a_link_repeated_by_a_concurrent_merge_of_the_other_object_is_dropped(
+    client: Client, world: World, rows: Rows, db_dsn: str
+) -> None:
+    # A merge of deals (old_deal into deal) would move (old_deal, contact) onto
+    # (deal, contact) while a merge of contacts moves (deal, old_contact) onto the
+    # same pair. Neither locks the other's records. Here the deal merge is played by
+    # a transaction that has moved its link and not yet committed.
+    deal, old_deal = await rows.opportunity(), await rows.opportunity()
+    contact, old_contact = await rows.contact(), await rows.contact()
+    moved_link = await rows.link(old_deal, contact, "champion")
+    await rows.link(deal, old_contact, "buyer")
+    holder = await asyncpg.connect(db_dsn)
+    try:
+        gate = holder.transaction()
+        await gate.start()
+        await holder.execute(
+            f"UPDATE {rows.table('opportunity_contacts')} SET opportunity_id = $1 "
+            "WHERE id = $2",
+            deal,
+            moved_link,
+        )
+        merging = asyncio.ensure_future(
+            post_merge(
+                client, world.acme.admin_token, merge_body(contact, [old_contact])
+            )
+        )
+        # The contact merge has found no repeat and now waits on the moved link.
+        await wait_for_blocked(holder, 1)
+        await gate.commit()
+        status, body = await merging
+    finally:
+        await holder.close()
+
+    assert status == 200, body
+    assert body["junction_rows_dropped"] == {"opportunity_contacts": 1}
+    links = await _fetch_pairs(
+        rows,
+        "SELECT opportunity_id, contact_id, role "
+        f"FROM {rows.table('opportunity_contacts')}",
+    )
+    assert links == [(deal, contact, "champion")]

@@ -6,6 +6,8 @@ HTTP client library would refuse to send most of them.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -78,3 +80,52 @@ async def test_the_same_socket_serves_well_formed_requests(
 
     assert status == 200
     assert body["organization"]["name"] == "acme"
+
+
+async def _access_records(
+    caplog: pytest.LogCaptureFixture, count: int
+) -> list[logging.LogRecord]:
+    for _ in range(100):
+        found = [r for r in caplog.records if r.name == "dupes.access"]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError("no access log line")
+
+
+async def test_a_client_hanging_up_mid_body_is_no_database_outage(
+    port: int, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    authorization = bearer(world.acme.admin_token)["Authorization"]
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /api/v1/duplicates HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: {authorization}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}"
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()
+
+    [line] = await _access_records(caplog, 1)
+    assert line.__dict__["status"] == 400
+    assert not [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_an_unread_body_that_cannot_be_decoded_is_no_server_error(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    body = b"this is not gzip"
+    request = (
+        b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    ) + body
+
+    status, _, answer = await exchange(port, request)
+
+    assert status == 405
+    assert answer["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -243,9 +243,24 @@ async def relink(
     column: str,
     master_id: UUID,
     duplicate_ids: Sequence[UUID],
+    repeat_constraints: frozenset[str] = frozenset(),
 ) -> int:
+    """Re-points the column from the duplicates to the master.
+
+    `repeat_constraints` are the unique keys whose repeats the statement before this
+    one dropped. A clash on one of them now means a row committed in between (a
+    concurrent merge of the other object re-pointed a link onto the same pair): the
+    merge is retried, and the retry drops that repeat like any other.
+    """
     query = render("merge_relink", schema=schema, source_table=table, column=column)
-    return int(await conn.fetchval(query, master_id, list(duplicate_ids)))
+    try:
+        return int(await conn.fetchval(query, master_id, list(duplicate_ids)))
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name in repeat_constraints:
+            raise MergeContention(
+                "another request changed these records at the same time; try again"
+            ) from exc
+        raise
 
 
 @translated

@@ -46,6 +46,9 @@ class IssuedToken:
         }
 
 
+_MAX_LIFETIME = timedelta(days=36_525)
+
+
 def parse_duration(text: str) -> timedelta:
     """'90d', '12h', '30m', '2w' or '45s' as a timedelta."""
     match = _DURATION.match(text)
@@ -53,7 +56,16 @@ def parse_duration(text: str) -> timedelta:
         raise ValidationFailed(
             f"invalid duration {text!r}: use a positive number and one of s, m, h, d, w"
         )
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        lifetime = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        lifetime = _MAX_LIFETIME + timedelta(1)
+    if lifetime > _MAX_LIFETIME:
+        raise ValidationFailed(
+            f"invalid duration {text!r}: a token lives at most 100 years "
+            "(leave --expires-in out for one that never expires)"
+        )
+    return lifetime
 
 
 def schema_name_for(name: str) -> str:

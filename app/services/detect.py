@@ -97,6 +97,22 @@ def match_fields_for(
     clean bill of health.
     """
     available = obj.match_fields
+    if requested is not None:
+        unsupported = [f for f in MATCH_FIELDS if f in requested and f not in available]
+        if unsupported:
+            names = ", ".join(unsupported)
+            matches = (
+                f"it matches on {', '.join(available)}"
+                if available
+                else "it has no email, phone, linkedin or name field"
+            )
+            raise ValidationFailed(
+                f"fields: {obj.name} cannot match on {names}; {matches}",
+                [
+                    {"field": "fields", "message": f"{obj.name} cannot match on {f}"}
+                    for f in unsupported
+                ],
+            )
     if not available:
         raise ValidationFailed(
             f"{obj.name} cannot be matched: it has no email, phone, linkedin or "
@@ -105,17 +121,6 @@ def match_fields_for(
         )
     if requested is None:
         return available
-    unsupported = [f for f in MATCH_FIELDS if f in requested and f not in available]
-    if unsupported:
-        names = ", ".join(unsupported)
-        raise ValidationFailed(
-            f"fields: {obj.name} cannot match on {names}; "
-            f"it matches on {', '.join(available)}",
-            [
-                {"field": "fields", "message": f"{obj.name} cannot match on {field}"}
-                for field in unsupported
-            ],
-        )
     return tuple(field for field in MATCH_FIELDS if field in requested)
 
 

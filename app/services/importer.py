@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
 import multiprocessing
-import os
+import re
 import time
 import uuid
 from collections import deque
@@ -36,6 +35,7 @@ from app.logs import event
 from app.metadata import ModelCache, ObjectMeta, OrgModel
 from app.repository import records as repo
 from app.services import values
+from app.services.ids import time_ordered_uuid
 from app.services.keys import Key, mark_fresh, record_keys, rekey_stale
 from app.services.records import OrgScope, relation_problems
 
@@ -79,19 +79,6 @@ class BatchOutcome:
     errors: list[RowError] = field(default_factory=list)
     # (input index, new record id) of every record written, in input order.
     created_ids: list[tuple[int, uuid.UUID]] = field(default_factory=list)
-
-
-def time_ordered_uuid() -> uuid.UUID:
-    """A version 7 UUID: milliseconds since the epoch, then random bits.
-
-    Ids of one import sort by creation, so a large load appends to the id indexes
-    of the table and of the match keys instead of writing all over them.
-    """
-    millis = time.time_ns() // 1_000_000
-    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10))
-    value = value & ~(0xF << 76) | (0x7 << 76)  # version 7
-    value = value & ~(0x3 << 62) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value)
 
 
 def _error(index: int, exc: ValidationFailed, line: int | None = None) -> RowError:
@@ -340,6 +327,9 @@ class FileReport:
         }
 
 
+_COLUMN_SEPARATORS = re.compile(r"[\s-]+")
+
+
 def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
     """`--map "Site name=name"` options as {column: field}."""
     mapping: dict[str, str] = {}
@@ -355,10 +345,11 @@ def parse_mapping(pairs: Sequence[str]) -> dict[str, str]:
 
 def _field_for(obj: ObjectMeta, name: str, mapping: Mapping[str, str]) -> str | None:
     """The field a column or key feeds: mapped, or the field of the same name
-    (ignoring case and outer white space), or None."""
+    (ignoring case and outer white space, inner spaces and hyphens read as
+    underscores: "Additional Emails" feeds additional_emails), or None."""
     if name in mapping:
         return mapping[name]
-    wanted = name.strip().casefold()
+    wanted = _COLUMN_SEPARATORS.sub("_", name.strip()).casefold()
     for candidate in obj.field_names:
         if candidate.casefold() == wanted:
             return candidate
@@ -453,7 +444,7 @@ def _jsonl_rows(
             continue
         number += 1
         try:
-            parsed = json.loads(line)
+            parsed = values.load_json(line)
         except (ValueError, RecursionError) as exc:
             yield SourceRow(number, line_number, None, f"is not valid JSON: {exc}")
             continue

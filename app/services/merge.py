@@ -135,6 +135,10 @@ class Relink:
     def is_junction(self) -> bool:
         return bool(self.repeat_keys) and not self.is_self
 
+    @property
+    def repeat_constraints(self) -> frozenset[str]:
+        return frozenset(key.constraint for key in self.repeat_keys)
+
 
 @dataclass(frozen=True, slots=True)
 class ReferencePlan:
@@ -364,7 +368,13 @@ async def _move_references(
             if relink.is_junction:
                 report.junction_rows_dropped[relink.table] += len(dropped)
             moved = await repo.relink(
-                conn, schema, relink.table, relink.column, master_id, duplicate_ids
+                conn,
+                schema,
+                relink.table,
+                relink.column,
+                master_id,
+                duplicate_ids,
+                relink.repeat_constraints,
             )
         report.relinked[relink.label] = moved
     return dropped_by_duplicate

@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +26,7 @@ from app.logs import event
 from app.metadata import LinkMeta, ModelCache, ObjectMeta, OrgModel
 from app.repository import records as repo
 from app.services import values
+from app.services.ids import time_ordered_uuid
 from app.services.keys import mark_fresh, write_keys
 from app.services.serialize import json_value, to_api
 
@@ -354,7 +354,8 @@ async def create_batch(
                 + f" {first['message']}; nothing was created",
                 details,
             )
-        ids = [uuid.uuid4() for _ in cleaned]
+        # In input order: they share created_at, and ids break the tie.
+        ids = [time_ordered_uuid() for _ in cleaned]
         rows_json = values.dump_json(
             [{"id": rid, **record} for rid, record in zip(ids, cleaned, strict=True)]
         )

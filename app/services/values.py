@@ -56,6 +56,25 @@ class FieldProblem(Exception):
     """One field's value is refused; the message says why, without echoing it."""
 
 
+def _distinct_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: with a key given twice, which one
+    counts is a guess (a repeated `dry_run` must never decide a merge)."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key {key!r} appears more than once in an object")
+            seen.add(key)
+    return result
+
+
+def load_json(text: str | bytes) -> Any:
+    """Parses request and file JSON; raises ValueError for invalid JSON or a key
+    repeated in one object, RecursionError for nesting deeper than the parser goes."""
+    return json.loads(text, object_pairs_hook=_distinct_keys)
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     field: str
@@ -239,8 +258,9 @@ def from_text(field: FieldMeta, text: str | None) -> Any:
         stripped = text.strip()
         if stripped.startswith("["):
             try:
-                parsed = json.loads(stripped)
-            except ValueError:
+                parsed = load_json(stripped)
+            except (ValueError, RecursionError):
+                # RecursionError: brackets nested deeper than the parser goes.
                 return text
             return parsed
         return [item for item in _LIST_SEPARATOR.split(text) if item.strip()]

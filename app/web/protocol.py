@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -71,6 +72,17 @@ class _JsonErrorHandler(RequestHandler):
         response = web.json_response(error.to_body(), status=error.status)
         response.force_close()
         return response
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        # After a response, aiohttp reads what is left of the request body so that the
+        # connection can be reused; a body that cannot be decoded (broken gzip) or a
+        # client that hangs up fails there. The request was answered already (400, or
+        # the route's own error), so this is no server fault to log as one.
+        exc = kwargs.get("exc_info")
+        if isinstance(exc, web.RequestPayloadError | ConnectionError):
+            log.info("unread request body dropped: %s", " ".join(str(exc).split()))
+            return
+        super().log_exception(*args, **kwargs)
 
 
 class _JsonErrorServer(web.Server):

@@ -7,7 +7,6 @@ two cannot drift apart.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -16,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from app.errors import PayloadTooLarge, ValidationFailed
+from app.services.values import load_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Access = Literal["public", "token", "admin"]
@@ -67,10 +67,16 @@ async def read_json(request: web.Request) -> Any:
         raise ValidationFailed(
             "request body cannot be decoded; check its Content-Encoding"
         ) from exc
+    except ConnectionError as exc:
+        # The client hung up before its whole body arrived. Nobody will read this
+        # answer; it keeps the request out of "database unavailable".
+        raise ValidationFailed(
+            "the connection closed before the request body was complete"
+        ) from exc
     if not raw.strip():
         raise ValidationFailed("request body is empty; send a JSON object")
     try:
-        return json.loads(raw)
+        return load_json(raw)
     # ValueError covers JSONDecodeError, bad UTF-8 and integers too long to convert.
     except (ValueError, RecursionError) as exc:
         raise ValidationFailed(f"request body is not valid JSON: {exc}") from exc
