@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from app import migrations
-from app.db import embedded_running, open_connection, stop_embedded
+from app.db import embedded_exists, embedded_running, open_connection, stop_embedded
 from app.errors import AppError, NotFoundInCli
 from app.logs import configure as configure_logging
 from app.services import accounts
@@ -125,13 +125,21 @@ async def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
         tokens = await accounts.list_tokens(conn, args.org)
     finally:
         await conn.close()
-    lines = [
-        f"{t['id']}\t{t['prefix']}…\t{t['user']}\t{t['organization']}\t"
-        f"{'revoked' if t['revoked_at'] else 'active'}\t"
-        f"expires {t['expires_at'] or 'never'}"
+    rows = [
+        (
+            t["id"],
+            f"{t['prefix']}…",
+            t["user"],
+            t["role"],
+            t["organization"],
+            "revoked" if t["revoked_at"] else "active",
+            t["expires_at"] or "never",
+        )
         for t in tokens
     ]
-    _print(args, tokens, "\n".join(lines) or "no tokens")
+    header = ("id", "token", "user", "role", "organization", "state", "expires")
+    text = "\n".join("\t".join(row) for row in [header, *rows]) if rows else ""
+    _print(args, tokens, text or "no tokens")
     return 0
 
 
@@ -265,6 +273,15 @@ def main(argv: list[str] | None = None) -> int:
         starts_embedded = settings.database_url is None and not embedded_running(
             settings.data_dir
         )
+        if starts_embedded and not embedded_exists(settings.data_dir):
+            # Most likely run from another folder than the server's: say so, since
+            # the answers will come from a new, empty database.
+            print(
+                f"dupes: no database in {settings.data_dir.resolve()} yet; "
+                "creating a new embedded PostgreSQL there (--data-dir or "
+                "DATABASE_URL name another)",
+                file=sys.stderr,
+            )
         try:
             return asyncio.run(func(args, settings))
         finally:

@@ -87,6 +87,11 @@ def start_embedded(data_dir: Path) -> str:
     return str(server.get_uri())
 
 
+def embedded_exists(data_dir: Path) -> bool:
+    """Whether `data_dir` holds an embedded PostgreSQL's data already."""
+    return (data_dir.expanduser().resolve() / "pgdata" / "PG_VERSION").exists()
+
+
 def embedded_running(data_dir: Path) -> bool:
     """Whether the embedded PostgreSQL of `data_dir` is up (or was not shut down)."""
     return (data_dir.expanduser().resolve() / "pgdata" / "postmaster.pid").exists()

@@ -71,6 +71,23 @@ async def test_org_user_token_lifecycle_as_json(db_dsn: str) -> None:
     )
     assert [t["revoked_at"] is not None for t in json.loads(out)] == [True]
 
+    code, out, err = await run_cli("token", "list", "--org", "Initech", env=env)
+    assert code == 0, err
+    header, line = out.splitlines()
+    assert header.split("\t") == [
+        "id",
+        "token",
+        "user",
+        "role",
+        "organization",
+        "state",
+        "expires",
+    ]
+    fields = line.split("\t")
+    assert fields[0] == issued["id"]
+    assert fields[2:6] == ["boss@initech.test", "admin", "Initech", "revoked"]
+    assert issued["token"] not in out
+
 
 async def test_cli_errors_are_clear_and_exit_nonzero(db_dsn: str) -> None:
     env = dupes_env(DATABASE_URL=db_dsn)
@@ -174,6 +191,15 @@ async def test_a_command_stops_the_embedded_postgres_it_started_and_no_other(
     )
     assert code == 0, err
     assert json.loads(out)["name"] == "solo"
+    assert f"no database in {data_dir.resolve()} yet" in err
+    assert not embedded_running(data_dir)
+
+    # Stopped, not new: it is started again without a word.
+    code, out, err = await run_cli(
+        "org", "list", "--data-dir", str(data_dir), "--json", env=env
+    )
+    assert code == 0, err
+    assert "no database" not in err
     assert not embedded_running(data_dir)
 
     # Running already, as under `dupes serve`: the command leaves it running.

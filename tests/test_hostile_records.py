@@ -250,6 +250,18 @@ async def test_odd_ids_in_a_path_are_404_on_every_record_route(
     assert await snapshot(conn, world.acme.schema) == before
 
 
+async def test_a_malformed_id_is_answered_exactly_like_a_missing_one(
+    client: Client, world: World
+) -> None:
+    token = world.acme.member_token
+    answers = [
+        await send(client, "GET", f"{CONTACTS}/{record_id}", token)
+        for record_id in ("not-a-uuid", "550e8400-e29b-41d4-a716-446655440000")
+    ]
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 404
+
+
 async def test_an_uppercase_id_names_the_same_record(
     client: Client, world: World, rows: Rows
 ) -> None:

@@ -227,3 +227,66 @@ async def test_worker_processes_load_a_file_exactly_like_one_process(
     assert pooled.as_json()["errors"] == alone.as_json()["errors"]
     assert sorted(pooled.record_ids) == sorted(alone.record_ids)
     assert (pooled.created, pooled.duplicates) == (alone.created, alone.duplicates)
+
+
+async def test_csv_headers_dates_deep_cells_and_file_order(
+    db_dsn: str, conn: asyncpg.Connection, world: World, tmp_path: Path
+) -> None:
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text(
+        "First Name,Additional Emails,City\n"
+        + "".join(f"Row {n},row{n}@x.test;other{n}@x.test,Paris\n" for n in range(40))
+        + "Deep,"
+        + "[" * 5000
+        + ",Paris\n",
+        encoding="utf-8",
+    )
+    code, out, err = await run_cli(
+        "import",
+        "contacts",
+        str(contacts),
+        "--org",
+        "acme",
+        "--json",
+        env=dupes_env(DATABASE_URL=db_dsn),
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["created"], report["failed"]) == (40, 1)
+    assert report["ignored_columns"] == []
+    assert report["errors"][0]["row"] == 41
+    assert "additional_emails" in report["errors"][0]["message"]
+    rows = await conn.fetch(
+        f'SELECT first_name, additional_emails FROM "{world.acme.schema}".contacts '
+        "ORDER BY created_at, id"
+    )
+    # One transaction, one created_at: the ids keep the rows in file order.
+    assert [r["first_name"] for r in rows] == [f"Row {n}" for n in range(40)]
+    assert rows[0]["additional_emails"] == ["row0@x.test", "other0@x.test"]
+
+    deals = tmp_path / "deals.csv"
+    deals.write_text(
+        "name,amount,close_date\nBig deal,1200.50,2026-01-31\nNo date,,\n"
+        "Bad date,1,2026-02-30\n",
+        encoding="utf-8",
+    )
+    code, out, err = await run_cli(
+        "import",
+        "opportunities",
+        str(deals),
+        "--org",
+        "acme",
+        "--json",
+        env=dupes_env(DATABASE_URL=db_dsn),
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["created"], report["failed"]) == (2, 1)
+    stored = await conn.fetch(
+        f"SELECT name, amount::text, close_date::text "
+        f'FROM "{world.acme.schema}".opportunities ORDER BY name'
+    )
+    assert [tuple(r) for r in stored] == [
+        ("Big deal", "1200.50", "2026-01-31"),
+        ("No date", None, None),
+    ]

@@ -905,11 +905,17 @@ async def test_merge_of_a_hundred_duplicates_keeps_every_related_row(
     assert link["role"] == "r0"
 
 
-async def test_merge_ids_are_parsed_as_uuids_in_any_spelling(
+async def test_merge_ids_take_the_form_ids_are_shown_in_in_either_case(
     client: Client, world: World, rows: Rows
 ) -> None:
     master: UUID = await rows.contact()
     duplicate = await rows.contact()
-    body = merge_body(str(master).upper(), [duplicate.hex])
+    # The same form as in paths and relation fields: other spellings are refused.
+    for spelling in (duplicate.hex, f"{{{duplicate}}}", duplicate.urn):
+        refused = await _merge(client, world, merge_body(master, [spelling]), 400)
+        assert refused["error"]["code"] == "VALIDATION_ERROR"
+        assert "550e8400-e29b-41d4-a716-446655440000" in refused["error"]["message"]
+    body = merge_body(str(master).upper(), [str(duplicate).upper()])
     payload = await _merge(client, world, body)
     assert payload["master_id"] == str(master)
+    assert payload["duplicates_deleted"] == 1

@@ -75,11 +75,12 @@ def _shown(obj: ObjectMeta, row: asyncpg.Record) -> dict[str, Any]:
     return to_api(obj, dict(row.items()))
 
 
-def record_id(raw: str) -> UUID:
-    """A path id; a malformed one names no record, so it is a 404 like a missing one."""
+def record_id(obj: ObjectMeta, raw: str) -> UUID:
+    """A path id; a malformed one names no record, so it is the same 404 as a
+    missing one."""
     parsed = values.parse_uuid(raw)
     if parsed is None:
-        raise RecordNotFound("record not found")
+        raise _not_found(obj)
     return parsed
 
 
@@ -165,7 +166,7 @@ async def get_record(
     """One record with its MANY_TO_MANY links (`"contacts": [{"id", "role"}]`)."""
     async with db.transaction("repeatable_read") as conn:
         _, obj = await _object(conn, models, scope, object_name)
-        rid = record_id(raw_id)
+        rid = record_id(obj, raw_id)
         row = await repo.get(conn, scope.schema, obj, rid)
         if row is None:
             raise _not_found(obj)
@@ -380,7 +381,7 @@ async def update_record(
     """PUT (`partial=False`) replaces every field; PATCH changes the given ones."""
     async with db.transaction() as conn:
         model, obj = await _object(conn, models, scope, object_name)
-        rid = record_id(raw_id)
+        rid = record_id(obj, raw_id)
         cleaned = values.clean_record(obj, data, partial=partial)
         problems = await relation_problems(conn, scope, model, obj, [cleaned])
         _raise_problems(problems.get(0, []))
@@ -400,7 +401,7 @@ async def delete_record(
     """Deletes one record; its keys and links go with it (triggers, foreign keys)."""
     async with db.transaction() as conn:
         _, obj = await _object(conn, models, scope, object_name)
-        rid = record_id(raw_id)
+        rid = record_id(obj, raw_id)
         if not await repo.delete(conn, scope.schema, obj, rid):
             raise _not_found(obj)
     event("record.deleted", object=obj.name, id=str(rid))
@@ -472,7 +473,8 @@ async def put_association(
     async with db.transaction() as conn:
         model, obj = await _object(conn, models, scope, object_name)
         link = _link_of(model, obj, to_object)
-        source_id, target_id = record_id(raw_id), record_id(raw_to_id)
+        source_id = record_id(obj, raw_id)
+        target_id = record_id(model.object(link.target_object), raw_to_id)
         extras = _link_extras(link, body)
         await _both_ends(conn, scope, model, obj, link, source_id, target_id)
         row = await repo.upsert_link(
@@ -494,7 +496,8 @@ async def delete_association(
     async with db.transaction() as conn:
         model, obj = await _object(conn, models, scope, object_name)
         link = _link_of(model, obj, to_object)
-        source_id, target_id = record_id(raw_id), record_id(raw_to_id)
+        source_id = record_id(obj, raw_id)
+        target_id = record_id(model.object(link.target_object), raw_to_id)
         await _both_ends(conn, scope, model, obj, link, source_id, target_id)
         await repo.delete_link(conn, scope.schema, link, source_id, target_id)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from aiohttp import web
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -17,8 +18,23 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.services import merge as service
+from app.services.values import parse_uuid
 from app.web.keys import DATABASE, MODELS, PRINCIPAL
 from app.web.routing import validate
+
+
+def _record_id(value: Any) -> Any:
+    """Only the 36-character form that ids are shown in, as in paths and relation
+    fields; braces, `urn:uuid:` and bare hex are refused, not read."""
+    if isinstance(value, str) and parse_uuid(value) is None:
+        raise PydanticCustomError(
+            "uuid_form",
+            "must be a UUID written like 550e8400-e29b-41d4-a716-446655440000",
+        )
+    return value
+
+
+RecordId = Annotated[UUID, BeforeValidator(_record_id)]
 
 
 class MergeRequest(BaseModel):
@@ -34,8 +50,8 @@ class MergeRequest(BaseModel):
         max_length=100,
         description="The object holding the records, e.g. contacts.",
     )
-    master_id: UUID = Field(description="The record to keep.")
-    duplicate_ids: list[UUID] = Field(
+    master_id: RecordId = Field(description="The record to keep.")
+    duplicate_ids: list[RecordId] = Field(
         min_length=1,
         max_length=service.MAX_DUPLICATES,
         description="1 to 100 distinct records to merge into the master and delete.",
