@@ -7,10 +7,12 @@ where no Docker engine answers); otherwise an embedded PostgreSQL in a temporary
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,28 @@ class World:
     globex: Org
 
 
+def _docker_unreachable(docker: Any) -> str | None:
+    """Why no Docker engine answers, or None when one does."""
+    # docker-py leaves the socket of a failed connection to the garbage collector,
+    # whose ResourceWarning the settings would turn into a failure of the skip: it is
+    # collected here, with that warning silenced.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        client = None
+        reason = None
+        try:
+            client = docker.from_env()
+            client.ping()
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+        finally:
+            if client is not None:
+                client.close()
+            client = None
+            gc.collect()
+    return reason
+
+
 def _containers_dsn() -> Iterator[str]:
     try:
         import docker  # type: ignore[import-untyped, unused-ignore]
@@ -54,10 +78,11 @@ def _containers_dsn() -> Iterator[str]:
             "DUPES_TEST_CONTAINERS is set but testcontainers is not installed: "
             "pip install -e '.[containers]'"
         )
-    try:
-        docker.from_env().ping()
-    except Exception as exc:
-        pytest.skip(f"DUPES_TEST_CONTAINERS is set but no Docker engine answers: {exc}")
+    reason = _docker_unreachable(docker)
+    if reason:
+        pytest.skip(
+            f"DUPES_TEST_CONTAINERS is set but no Docker engine answers: {reason}"
+        )
     from testcontainers.postgres import (  # type: ignore[import-not-found, unused-ignore]
         PostgresContainer,
     )
