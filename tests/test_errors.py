@@ -46,7 +46,7 @@ async def test_wrong_method_is_405_with_allow(client: Client, world: World) -> N
         "/api/v1/me", headers=bearer(world.acme.member_token)
     )
     assert response.status == 405
-    assert response.headers["Allow"] == "GET"
+    assert response.headers["Allow"] == "GET, HEAD"
     assert error_code(await response.json()) == "METHOD_NOT_ALLOWED"
 
 

@@ -593,12 +593,20 @@ async def test_methods_not_allowed_are_405_in_the_error_shape(
     assert refused(status, body, 405) == "METHOD_NOT_ALLOWED"
 
 
-async def test_head_is_never_a_server_error(client: Client, world: World) -> None:
-    for path in (CONTACTS, "/api/v1/schema", "/api/v1/me", "/api/v1/duplicates"):
-        async with client.head(
-            path, headers={"Authorization": f"Bearer {world.acme.member_token}"}
-        ) as response:
-            assert response.status < 500, path
+async def test_head_answers_like_get_without_a_body(
+    client: Client, world: World
+) -> None:
+    member = {"Authorization": f"Bearer {world.acme.member_token}"}
+    for path in (CONTACTS, "/api/v1/schema", "/api/v1/me", "/healthz", "/readyz"):
+        async with client.head(path, headers=member) as response:
+            assert response.status == 200, path
+            assert await response.read() == b""
+    async with client.head("/api/v1/me") as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    async with client.head("/api/v1/duplicates", headers=member) as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == "POST"
 
 
 BAD_BATCHES = [

@@ -80,7 +80,13 @@ def create_app(settings: Settings, dsn: str) -> web.Application:
     by_route: dict[tuple[str, str], Endpoint] = {}
     for endpoint in endpoints:
         route = app.router.add_route(endpoint.method, endpoint.path, endpoint.handler)
-        by_route[(endpoint.method, route.resource.canonical)] = endpoint  # type: ignore[union-attr]
+        canonical = route.resource.canonical  # type: ignore[union-attr]
+        by_route[(endpoint.method, canonical)] = endpoint
+        if endpoint.method == "GET":
+            # HEAD answers what GET would, without the body (load balancers and
+            # monitors ask it), under the same access rule.
+            app.router.add_route("HEAD", endpoint.path, endpoint.handler)
+            by_route[("HEAD", canonical)] = endpoint
     app[ENDPOINTS] = by_route
     app[OPENAPI] = build_document(endpoints, package_version())
     app.cleanup_ctx.append(_database)
