@@ -38,6 +38,7 @@ from app.services import values
 from app.services.ids import time_ordered_uuid
 from app.services.keys import Key, mark_fresh, record_keys, rekey_stale
 from app.services.records import OrgScope, relation_problems
+from app.services.retry import retried_on_contention
 
 API_IMPORT_MAX = 50
 DEFAULT_BATCH = 5000
@@ -237,6 +238,7 @@ class ImportResult:
         }
 
 
+@retried_on_contention
 async def import_records(
     db: Database,
     models: ModelCache,

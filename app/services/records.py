@@ -28,6 +28,7 @@ from app.repository import records as repo
 from app.services import values
 from app.services.ids import time_ordered_uuid
 from app.services.keys import mark_fresh, write_keys
+from app.services.retry import retried_on_contention
 from app.services.serialize import json_value, to_api
 
 LIMIT_DEFAULT = 20
@@ -297,6 +298,7 @@ async def _write_keys(
     )
 
 
+@retried_on_contention
 async def create_record(
     db: Database,
     models: ModelCache,
@@ -317,6 +319,7 @@ async def create_record(
     return _shown(obj, row)
 
 
+@retried_on_contention
 async def create_batch(
     db: Database,
     models: ModelCache,
@@ -368,6 +371,7 @@ async def create_batch(
     return [_shown(obj, by_id[rid]) for rid in ids]
 
 
+@retried_on_contention
 async def update_record(
     db: Database,
     models: ModelCache,
@@ -395,6 +399,7 @@ async def update_record(
     return _shown(obj, row)
 
 
+@retried_on_contention
 async def delete_record(
     db: Database, models: ModelCache, scope: OrgScope, object_name: str, raw_id: str
 ) -> None:
@@ -459,6 +464,7 @@ async def _both_ends(
         raise _not_found(target)
 
 
+@retried_on_contention
 async def put_association(
     db: Database,
     models: ModelCache,
@@ -483,6 +489,7 @@ async def put_association(
     return LinkResult(_link_json(link, dict(row.items())), bool(row["inserted"]))
 
 
+@retried_on_contention
 async def delete_association(
     db: Database,
     models: ModelCache,
