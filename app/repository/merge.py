@@ -29,6 +29,9 @@ class MergeContention(Conflict):
     """Another transaction got in the way (deadlock, serialization); worth a retry."""
 
 
+_CONTENDED = "another request changed these records at the same time; try again"
+
+
 @dataclass(frozen=True, slots=True)
 class ForeignKey:
     """One foreign key that points at the object's table, as the catalog states it."""
@@ -95,9 +98,7 @@ def translated(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         try:
             return await func(*args, **kwargs)
         except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
-            raise MergeContention(
-                "another request changed these records at the same time; try again"
-            ) from exc
+            raise MergeContention(_CONTENDED) from exc
         except asyncpg.LockNotAvailableError as exc:
             raise Conflict(
                 "the records are locked by another request; try again"
@@ -257,9 +258,7 @@ async def relink(
         return int(await conn.fetchval(query, master_id, list(duplicate_ids)))
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name in repeat_constraints:
-            raise MergeContention(
-                "another request changed these records at the same time; try again"
-            ) from exc
+            raise MergeContention(_CONTENDED) from exc
         raise
 
 
