@@ -22,10 +22,8 @@ The steps, in the order they run:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,16 +43,13 @@ from app.metrics import observe_merge
 from app.repository import merge as repo
 from app.repository.merge import ForeignKey, MergeContention, UniqueIndex
 from app.services import keys
+from app.services.retry import with_retries
 from app.services.serialize import record_columns, to_api
 
 log = logging.getLogger("dupes.merge")
 
 Strategy = Literal["keep_master", "fill_blanks"]
 MAX_DUPLICATES = 100
-# A deadlock costs PostgreSQL's deadlock_timeout (1 s by default) to detect, so a few
-# attempts with a short random pause are plenty before answering 409.
-MAX_ATTEMPTS = 4
-_RETRY_PAUSE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,30 +521,23 @@ async def merge(
         model = await models.get(conn, principal.org_id)
     obj = model.object(command.object_name)
     started = time.perf_counter()
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            report = await _merge_once(db, principal, obj, command)
-        except MergeContention:
-            if attempt == MAX_ATTEMPTS:
-                log.warning("merge gave up after %s attempts", attempt)
-                raise
-            await asyncio.sleep(random.uniform(0, _RETRY_PAUSE * attempt))
-            continue
-        observe_merge(
-            obj.name,
-            time.perf_counter() - started,
-            report.duplicates_deleted,
-            dry_run=command.dry_run,
-        )
-        event(
-            "merge.dry_run" if command.dry_run else "merge.done",
-            object=obj.name,
-            master_id=str(command.master_id),
-            duplicates=report.duplicates_deleted,
-            relinked=sum(report.relinked.values()),
-            junction_rows_dropped=sum(report.junction_rows_dropped.values()),
-            self_references_cleared=report.self_references_cleared,
-            attempts=attempt,
-        )
-        return report
-    raise AssertionError("unreachable")
+    report, attempts = await with_retries(
+        lambda: _merge_once(db, principal, obj, command), "merge", (MergeContention,)
+    )
+    observe_merge(
+        obj.name,
+        time.perf_counter() - started,
+        report.duplicates_deleted,
+        dry_run=command.dry_run,
+    )
+    event(
+        "merge.dry_run" if command.dry_run else "merge.done",
+        object=obj.name,
+        master_id=str(command.master_id),
+        duplicates=report.duplicates_deleted,
+        relinked=sum(report.relinked.values()),
+        junction_rows_dropped=sum(report.junction_rows_dropped.values()),
+        self_references_cleared=report.self_references_cleared,
+        attempts=attempts,
+    )
+    return report

@@ -1,4 +1,4 @@
-"""Writes that lose a lock race to another transaction run again.
+"""Transactions that lose a lock race to another transaction run again.
 
 PostgreSQL breaks a deadlock by aborting one of the transactions in it, and a
 serializable or repeatable-read transaction can fail on a concurrent update. The
@@ -17,7 +17,7 @@ from typing import ParamSpec, TypeVar
 
 import asyncpg
 
-log = logging.getLogger("dupes.records")
+log = logging.getLogger("dupes.retry")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -27,26 +27,45 @@ ATTEMPTS = 4
 # short random pause is enough for the winner to finish.
 _PAUSE = 0.05
 
+CONTENTION_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]],
+    name: str,
+    errors: tuple[type[Exception], ...] = CONTENTION_ERRORS,
+) -> tuple[T, int]:
+    """Runs `call`, one whole transaction, until it does not raise one of `errors`,
+    at most `ATTEMPTS` times; returns its result and the attempts it took."""
+    for attempt in range(1, ATTEMPTS):
+        try:
+            return await call(), attempt
+        except errors as exc:
+            log.info(
+                "%s lost a lock race (attempt %s), running it again: %s",
+                name,
+                attempt,
+                exc,
+            )
+        await asyncio.sleep(random.uniform(0, _PAUSE * attempt))
+    try:
+        return await call(), ATTEMPTS
+    except errors:
+        log.warning("%s gave up after %s attempts", name, ATTEMPTS)
+        raise
+
 
 def retried_on_contention(
     func: Callable[P, Awaitable[T]],
 ) -> Callable[P, Awaitable[T]]:
-    """Runs `func`, one whole transaction, again when it loses a deadlock or a
-    serialization race."""
+    """`func` run again when it loses a deadlock or a serialization race."""
 
     @functools.wraps(func)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        for attempt in range(1, ATTEMPTS):
-            try:
-                return await func(*args, **kwargs)
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
-                log.info(
-                    "%s lost a lock race (attempt %s), running it again: %s",
-                    func.__name__,
-                    attempt,
-                    exc,
-                )
-            await asyncio.sleep(random.uniform(0, _PAUSE * attempt))
-        return await func(*args, **kwargs)
+        result, _ = await with_retries(lambda: func(*args, **kwargs), func.__name__)
+        return result
 
     return wrapper
