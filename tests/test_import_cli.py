@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -30,28 +31,41 @@ CSV_TEXT = (
 )
 
 
+async def import_report(
+    db_dsn: str, object_name: str, path: Path, *options: str
+) -> dict[str, Any]:
+    """`dupes import` of `path` into acme as a user runs it; its --json report."""
+    code, out, err = await run_cli(
+        "import",
+        object_name,
+        str(path),
+        "--org",
+        "acme",
+        *options,
+        "--json",
+        env=dupes_env(DATABASE_URL=db_dsn),
+    )
+    assert code == 0, err
+    report: dict[str, Any] = json.loads(out)
+    return report
+
+
 async def test_csv_import_loads_valid_rows_and_reports_refused_ones(
     db_dsn: str, conn: asyncpg.Connection, world: World, tmp_path: Path
 ) -> None:
     path = tmp_path / "companies.csv"
     path.write_text(CSV_TEXT, encoding="utf-8")
-    code, out, err = await run_cli(
-        "import",
+    report = await import_report(
+        db_dsn,
         "companies",
-        str(path),
-        "--org",
-        "acme",
+        path,
         "--map",
         "Site name=name",
         "--map",
         "Phone=phone",
         "--batch-size",
         "2",
-        "--json",
-        env=dupes_env(DATABASE_URL=db_dsn),
     )
-    assert code == 0, err
-    report = json.loads(out)
     assert report["rows"] == 7
     assert report["created"] == 3
     assert report["failed"] == 4
@@ -105,18 +119,7 @@ async def test_jsonl_import_can_skip_duplicates_of_stored_and_earlier_rows(
         "",
     ]
     second.write_text("\n".join(lines), encoding="utf-8")
-    code, out, err = await run_cli(
-        "import",
-        "contacts",
-        str(second),
-        "--org",
-        "acme",
-        "--skip-duplicates",
-        "--json",
-        env=env,
-    )
-    assert code == 0, err
-    report = json.loads(out)
+    report = await import_report(db_dsn, "contacts", second, "--skip-duplicates")
     assert (report["rows"], report["created"], report["duplicates"]) == (6, 1, 2)
     assert report["failed"] == 3
     assert [e["row"] for e in report["errors"]] == [4, 5, 6]
@@ -241,17 +244,7 @@ async def test_csv_headers_dates_deep_cells_and_file_order(
         + ",Paris\n",
         encoding="utf-8",
     )
-    code, out, err = await run_cli(
-        "import",
-        "contacts",
-        str(contacts),
-        "--org",
-        "acme",
-        "--json",
-        env=dupes_env(DATABASE_URL=db_dsn),
-    )
-    assert code == 0, err
-    report = json.loads(out)
+    report = await import_report(db_dsn, "contacts", contacts)
     assert (report["created"], report["failed"]) == (40, 1)
     assert report["ignored_columns"] == []
     assert report["errors"][0]["row"] == 41
@@ -270,17 +263,7 @@ async def test_csv_headers_dates_deep_cells_and_file_order(
         "Bad date,1,2026-02-30\n",
         encoding="utf-8",
     )
-    code, out, err = await run_cli(
-        "import",
-        "opportunities",
-        str(deals),
-        "--org",
-        "acme",
-        "--json",
-        env=dupes_env(DATABASE_URL=db_dsn),
-    )
-    assert code == 0, err
-    report = json.loads(out)
+    report = await import_report(db_dsn, "opportunities", deals)
     assert (report["created"], report["failed"]) == (2, 1)
     stored = await conn.fetch(
         f"SELECT name, amount::text, close_date::text "
